@@ -1,0 +1,118 @@
+#include "ept/shootdown.h"
+
+#include <sched.h>
+
+#include <cassert>
+
+namespace vmfork {
+
+bool ShootdownTarget::service() {
+  // Read the ticket before taking the context: a request posted after this
+  // load is either flushed now (its context is already set) or seen as
+  // still pending on the next check.
+  const uint64_t requested = requested_.load(std::memory_order_acquire);
+  if (requested == acked_.load(std::memory_order_relaxed)) return false;
+  const uint64_t context = pending_context_.exchange(kNoContext, std::memory_order_acq_rel);
+  if (context == kAllContexts) {
+    tlb_.flush_all();
+  } else if (context != kNoContext) {
+    tlb_.flush_context(Eptp(context));
+  }
+  serviced_.fetch_add(1, std::memory_order_relaxed);
+  acked_.store(requested, std::memory_order_release);
+  return true;
+}
+
+void ShootdownTarget::park() { running_.store(false, std::memory_order_seq_cst); }
+
+void ShootdownTarget::resume() {
+  // seq_cst pairs with request(): an initiator that saw us parked posted its
+  // ticket before we load it below, so we flush for it.
+  running_.store(true, std::memory_order_seq_cst);
+  service();
+}
+
+uint64_t ShootdownTarget::request(Eptp eptp) {
+  const uint64_t wanted = eptp.valid() ? eptp.raw() : kAllContexts;
+  uint64_t current = pending_context_.load(std::memory_order_relaxed);
+  for (;;) {
+    uint64_t next = wanted;
+    if (current != kNoContext && current != wanted) next = kAllContexts;
+    if (pending_context_.compare_exchange_weak(current, next, std::memory_order_acq_rel)) break;
+  }
+  const uint64_t ticket = requested_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  if (kick_ && running()) kick_();
+  return ticket;
+}
+
+void TargetWaiter::on_wait() {
+  target_.service();
+  // Spin a little, then yield: on a 2-core host the vCPU we wait for may be
+  // descheduled, and spinning would only measure the scheduler.
+  if (++spins_ % 64 == 0) {
+    sched_yield();
+  } else {
+    cpu_relax();
+  }
+}
+
+void ShootdownDomain::add(ShootdownTarget* target) {
+  std::lock_guard lock(membership_mutex_);
+  const size_t count = count_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < count; ++i) {
+    if (targets_[i].load(std::memory_order_relaxed) == nullptr) {
+      targets_[i].store(target, std::memory_order_release);
+      return;
+    }
+  }
+  assert(count < kMaxTargets);
+  targets_[count].store(target, std::memory_order_release);
+  count_.store(count + 1, std::memory_order_release);
+}
+
+void ShootdownDomain::remove(ShootdownTarget* target) {
+  std::lock_guard lock(membership_mutex_);
+  const size_t count = count_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < count; ++i) {
+    if (targets_[i].load(std::memory_order_relaxed) == target) {
+      targets_[i].store(nullptr, std::memory_order_release);
+    }
+  }
+}
+
+ShootdownBatch::ShootdownBatch(ShootdownDomain& domain, Eptp eptp) : domain_(&domain) {
+  count_ = domain.count_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < count_; ++i) {
+    ShootdownTarget* target = domain.targets_[i].load(std::memory_order_acquire);
+    tickets_[i] = target != nullptr ? target->request(eptp) : 0;
+  }
+}
+
+ShootdownBatch ShootdownBatch::single_context(ShootdownDomain& domain, Eptp eptp) {
+  assert(eptp.valid());
+  return ShootdownBatch(domain, eptp);
+}
+
+ShootdownBatch ShootdownBatch::all_context(ShootdownDomain& domain) {
+  return ShootdownBatch(domain, Eptp());
+}
+
+ShootdownBatch::ShootdownBatch(ShootdownBatch&& other) noexcept
+    : domain_(other.domain_), tickets_(other.tickets_), count_(other.count_), done_(other.done_) {
+  other.done_ = true;
+}
+
+ShootdownBatch::~ShootdownBatch() { assert(done_ && "a shootdown batch was never waited for"); }
+
+InveptDone ShootdownBatch::wait(Waiter& waiter) {
+  for (size_t i = 0; i < count_; ++i) {
+    if (tickets_[i] == 0) continue;
+    ShootdownTarget* target = domain_->targets_[i].load(std::memory_order_acquire);
+    if (target == nullptr) continue;  // left the domain: it caches nothing any more
+    while (!target->acknowledged(tickets_[i])) waiter.on_wait();
+  }
+  done_ = true;
+  return InveptDone();
+}
+
+}  // namespace vmfork

@@ -1,0 +1,137 @@
+// INVEPT shootdown (DESIGN section 6). Per EPTP, a domain: the vCPUs that
+// may cache its translations. The initiator marks each target stale, kicks
+// it, and waits for its acknowledgement; a target checks at least once per
+// basic block, flushes its translation cache and acknowledges. A target that
+// is not running (halted, paused, exited) is acknowledged on its behalf and
+// flushes before it runs again.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+
+#include "ept/ept_entry.h"
+#include "ept/tlb.h"
+#include "ept/waiter.h"
+
+namespace vmfork {
+
+class ShootdownBatch;
+
+// Proof that an INVEPT completed on every vCPU of a domain. Only a finished
+// ShootdownBatch makes one; LeafLock::make_writable() demands one.
+class InveptDone {
+ private:
+  friend class ShootdownBatch;
+  InveptDone() = default;
+};
+
+// The vCPU side of shootdowns; one per vCPU.
+class ShootdownTarget {
+ public:
+  explicit ShootdownTarget(TranslationCache& tlb) : tlb_(tlb) {}
+  ShootdownTarget(const ShootdownTarget&) = delete;
+  ShootdownTarget& operator=(const ShootdownTarget&) = delete;
+
+  // --- Called by the owning vCPU thread. ---
+
+  // Cheap enough for every basic block.
+  bool pending() const {
+    return requested_.load(std::memory_order_acquire) != acked_.load(std::memory_order_relaxed);
+  }
+  // Flushes what was requested and acknowledges it. Returns true if there
+  // was anything to service.
+  bool service();
+  // The vCPU stops running; initiators stop waiting for it.
+  void park();
+  // The vCPU runs again: it flushes whatever was requested while parked.
+  void resume();
+  bool running() const { return running_.load(std::memory_order_seq_cst); }
+  uint64_t serviced() const { return serviced_.load(std::memory_order_relaxed); }
+
+  // Called when a request arrives for a running target (e.g. to interrupt a
+  // vCPU that does not poll). Set before the target joins a domain.
+  void set_kick(std::function<void()> kick) { kick_ = std::move(kick); }
+
+  // --- Called by initiators. ---
+
+  // Posts a single-context (`eptp` valid) or all-context (`eptp` invalid)
+  // request; returns the ticket to wait for.
+  uint64_t request(Eptp eptp);
+  // True once the target acknowledged `ticket` or stopped running.
+  bool acknowledged(uint64_t ticket) const {
+    return acked_.load(std::memory_order_acquire) >= ticket || !running();
+  }
+
+ private:
+  static constexpr uint64_t kNoContext = 0;
+  static constexpr uint64_t kAllContexts = ~uint64_t{0};
+
+  TranslationCache& tlb_;  // owner thread only
+  std::function<void()> kick_;
+  std::atomic<uint64_t> requested_{0};
+  std::atomic<uint64_t> acked_{0};
+  // What to flush: kNoContext, one EPTP's raw value, or kAllContexts when
+  // requests for several contexts piled up.
+  std::atomic<uint64_t> pending_context_{kNoContext};
+  std::atomic<bool> running_{true};
+  std::atomic<uint64_t> serviced_{0};
+};
+
+// The waiter of a vCPU thread: services its own shootdowns while it spins,
+// and yields when spinning does not help (the holder may not be running).
+class TargetWaiter : public Waiter {
+ public:
+  explicit TargetWaiter(ShootdownTarget& target) : target_(target) {}
+  void on_wait() override;
+
+ private:
+  ShootdownTarget& target_;
+  uint32_t spins_ = 0;
+};
+
+// The vCPUs that may cache the translations of one EPTP.
+class ShootdownDomain {
+ public:
+  static constexpr size_t kMaxTargets = 256;
+
+  // Members join before they run and leave after they stop; leave() must not
+  // race with an initiator (the VM's vCPUs are stopped when it tears down).
+  void add(ShootdownTarget* target);
+  void remove(ShootdownTarget* target);
+  size_t size() const { return count_.load(std::memory_order_acquire); }
+
+ private:
+  friend class ShootdownBatch;
+  std::mutex membership_mutex_;  // serializes add/remove only
+  std::array<std::atomic<ShootdownTarget*>, kMaxTargets> targets_{};
+  std::atomic<size_t> count_{0};  // slots [0, count_) may be in use
+};
+
+// One INVEPT across a domain. Requests go out when it is made; wait()
+// completes it. Destroying an unwaited batch is a bug (asserted).
+class [[nodiscard]] ShootdownBatch {
+ public:
+  static ShootdownBatch single_context(ShootdownDomain& domain, Eptp eptp);
+  static ShootdownBatch all_context(ShootdownDomain& domain);
+  ShootdownBatch(ShootdownBatch&& other) noexcept;
+  ShootdownBatch& operator=(ShootdownBatch&&) = delete;
+  ~ShootdownBatch();
+
+  // Waits until every target acknowledged; `waiter` keeps the caller's own
+  // shootdowns serviced meanwhile.
+  InveptDone wait(Waiter& waiter);
+
+ private:
+  ShootdownBatch(ShootdownDomain& domain, Eptp eptp);
+
+  ShootdownDomain* domain_;
+  std::array<uint64_t, ShootdownDomain::kMaxTargets> tickets_{};
+  size_t count_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace vmfork

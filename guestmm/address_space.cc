@@ -1,0 +1,127 @@
+#include "guestmm/address_space.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "guestmm/guest_memory.h"
+#include "guestmm/snapshot.h"
+
+namespace vmfork {
+
+AddressSpace::AddressSpace(GuestMemory& memory, std::string name, uint64_t ram_bytes,
+                           FrameId root)
+    : memory_(memory), name_(std::move(name)), ram_bytes_(ram_bytes), root_(root) {
+  memory_.register_root(root_);
+}
+
+AddressSpace::~AddressSpace() {
+  memory_.unregister_root(root_);
+  memory_.tree().release_root(root_);
+}
+
+Result<void> AddressSpace::check_range(Gpa gpa, uint64_t bytes) const {
+  if (gpa.value() > ram_bytes_ || bytes > ram_bytes_ - gpa.value()) {
+    return make_error(ErrorCode::kOutsideRam, "guest-physical range outside the RAM of " + name_);
+  }
+  return Ok{};
+}
+
+Result<FrameId> AddressSpace::frame_for(Gfn gfn, Access access) {
+  for (;;) {
+    const WalkResult walk = memory_.tree().walk(root_, gfn, access);
+    if (walk.ok()) return walk.frame;
+    if (walk.kind == WalkResult::Kind::kMisconfiguration) {
+      return make_error(ErrorCode::kMisconfigured, "EPT misconfiguration in " + name_);
+    }
+    if (Result<void> fixed = handle_fault(gfn.gpa(), access, HostWaiter::instance()); !fixed) {
+      return fixed.error();
+    }
+  }
+}
+
+Result<void> AddressSpace::read(Gpa gpa, std::span<std::byte> out) const {
+  if (Result<void> in_range = check_range(gpa, out.size()); !in_range) return in_range;
+  size_t done = 0;
+  while (done < out.size()) {
+    const Gpa at = gpa + done;
+    const size_t chunk = std::min<size_t>(out.size() - done, kPageSize - at.page_offset());
+    const WalkResult walk = memory_.tree().walk(root_, at.gfn(), Access::kRead);
+    if (walk.ok()) {
+      std::memcpy(out.data() + done, memory_.frame_data(walk.frame) + at.page_offset(), chunk);
+    } else {
+      std::memset(out.data() + done, 0, chunk);  // never touched: zero
+    }
+    done += chunk;
+  }
+  return Ok{};
+}
+
+Result<void> AddressSpace::write(Gpa gpa, std::span<const std::byte> data) {
+  if (Result<void> in_range = check_range(gpa, data.size()); !in_range) return in_range;
+  size_t done = 0;
+  while (done < data.size()) {
+    const Gpa at = gpa + done;
+    const size_t chunk = std::min<size_t>(data.size() - done, kPageSize - at.page_offset());
+    Result<FrameId> frame = frame_for(at.gfn(), Access::kWrite);
+    if (!frame) return frame.error();
+    std::memcpy(memory_.frame_data(*frame) + at.page_offset(), data.data() + done, chunk);
+    done += chunk;
+  }
+  return Ok{};
+}
+
+Result<void> AddressSpace::populate(Gpa gpa, uint64_t bytes) {
+  if (Result<void> in_range = check_range(gpa, bytes); !in_range) return in_range;
+  const uint64_t first = gpa.gfn().value();
+  const uint64_t end = (gpa.value() + bytes + kPageSize - 1) >> kPageShift;
+  for (uint64_t gfn = first; gfn < end; ++gfn) {
+    Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes);
+    if (!frame) return frame.error();
+    Result<void> mapped =
+        memory_.tree().map(root_, Gfn(gfn), *frame, Access::kAll, HostWaiter::instance());
+    if (!mapped) {
+      memory_.tree().release_entry(EptEntry::leaf(*frame, Access::kAll), 1);
+      if (mapped.error().code != ErrorCode::kAlreadyMapped) return mapped;
+    }
+  }
+  return Ok{};
+}
+
+void AddressSpace::flush_vcpus() {
+  // Clearing W in our root entries made every writable translation our vCPUs
+  // cached stale. They are stopped, so this completes at once and each one
+  // flushes when it resumes.
+  ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
+  (void)batch.wait(HostWaiter::instance());
+  counters_.shootdowns.fetch_add(1, std::memory_order_relaxed);
+}
+
+Result<std::unique_ptr<AddressSpace>> AddressSpace::clone(std::string name) {
+  Result<FrameId> root = memory_.tree().clone(root_);
+  if (!root) return root.error();
+  flush_vcpus();
+  return std::unique_ptr<AddressSpace>(new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
+}
+
+Result<std::unique_ptr<MemorySnapshot>> AddressSpace::snapshot(std::string name) {
+  Result<FrameId> root = memory_.tree().clone(root_);
+  if (!root) return root.error();
+  flush_vcpus();
+  return std::unique_ptr<MemorySnapshot>(
+      new MemorySnapshot(memory_, std::move(name), ram_bytes_, *root));
+}
+
+SpaceAccounting AddressSpace::account() const { return account_tree(memory_, root_); }
+
+FaultCounters AddressSpace::counters() const {
+  FaultCounters result;
+  result.faults = counters_.faults.load(std::memory_order_relaxed);
+  result.demand_zero = counters_.demand_zero.load(std::memory_order_relaxed);
+  result.copies = counters_.copies.load(std::memory_order_relaxed);
+  result.in_place = counters_.in_place.load(std::memory_order_relaxed);
+  result.shootdowns = counters_.shootdowns.load(std::memory_order_relaxed);
+  result.already_resolved = counters_.already_resolved.load(std::memory_order_relaxed);
+  return result;
+}
+
+}  // namespace vmfork

@@ -1,0 +1,92 @@
+// A guest address space: one VM's guest-physical memory, an EPT root in the
+// shared frame pool. Cloning it or snapshotting it is O(1) in its size;
+// writes to shared pages run the COW protocol of DESIGN section 4.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "ept/ept_entry.h"
+#include "ept/result.h"
+#include "ept/shootdown.h"
+#include "ept/types.h"
+#include "ept/waiter.h"
+#include "guestmm/accounting.h"
+
+namespace vmfork {
+
+class GuestMemory;
+class MemorySnapshot;
+
+class AddressSpace {
+ public:
+  // Drops the root's reference. Every vCPU of the space must have left.
+  ~AddressSpace();
+  AddressSpace(const AddressSpace&) = delete;
+  AddressSpace& operator=(const AddressSpace&) = delete;
+
+  const std::string& name() const { return name_; }
+  uint64_t ram_bytes() const { return ram_bytes_; }
+  Eptp eptp() const { return Eptp::for_root(root_); }
+  FrameId root() const { return root_; }
+  GuestMemory& memory() const { return memory_; }
+  // The vCPUs that may cache this space's translations.
+  ShootdownDomain& vcpus() { return vcpus_; }
+
+  // Resolves an access the EPT walk refused: a page never touched gets a
+  // zeroed frame of its own; a write to a read-only page runs the COW
+  // protocol. `waiter` is the faulting vCPU's (it keeps servicing
+  // shootdowns while it waits) or the host's.
+  Result<void> handle_fault(Gpa gpa, Access access, Waiter& waiter);
+
+  // Host-side access through the EPT, for loaders and devices. Pages never
+  // touched read as zero; writes run the fault protocol as a vCPU would.
+  Result<void> read(Gpa gpa, std::span<std::byte> out) const;
+  Result<void> write(Gpa gpa, std::span<const std::byte> data);
+  // Backs [gpa, gpa + bytes) with frames of its own now instead of on first
+  // touch. The frames are zero.
+  Result<void> populate(Gpa gpa, uint64_t bytes);
+
+  // A running copy of this space (DESIGN section 3 clone). The caller has
+  // stopped this space's vCPUs at an instruction boundary with no fault in
+  // flight; they flush before they run again.
+  Result<std::unique_ptr<AddressSpace>> clone(std::string name);
+  // An immutable copy (DESIGN section 7), under the same conditions.
+  Result<std::unique_ptr<MemorySnapshot>> snapshot(std::string name);
+
+  SpaceAccounting account() const;
+  FaultCounters counters() const;
+
+ private:
+  friend class GuestMemory;
+  friend class MemorySnapshot;
+  AddressSpace(GuestMemory& memory, std::string name, uint64_t ram_bytes, FrameId root);
+
+  Result<void> check_range(Gpa gpa, uint64_t bytes) const;
+  Result<void> handle_write_fault(Gfn gfn, Waiter& waiter);
+  // Flushes every vCPU after the root lost W (clone and snapshot).
+  void flush_vcpus();
+  // The data frame that backs `gfn` for `access`, faulting it in if needed.
+  Result<FrameId> frame_for(Gfn gfn, Access access);
+
+  GuestMemory& memory_;
+  const std::string name_;
+  const uint64_t ram_bytes_;
+  const FrameId root_;  // one reference, ours; never shared
+  ShootdownDomain vcpus_;
+
+  struct Counters {
+    std::atomic<uint64_t> faults{0};
+    std::atomic<uint64_t> demand_zero{0};
+    std::atomic<uint64_t> copies{0};
+    std::atomic<uint64_t> in_place{0};
+    std::atomic<uint64_t> shootdowns{0};
+    std::atomic<uint64_t> already_resolved{0};
+  };
+  Counters counters_;
+};
+
+}  // namespace vmfork

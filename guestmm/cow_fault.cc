@@ -1,0 +1,128 @@
+// The fault path of an address space: demand-zero for a page never touched,
+// and the COW fault protocol of DESIGN section 4 for a write to a read-only
+// page. Step numbers are those of the design.
+#include <cassert>
+
+#include "ept/leaf_lock.h"
+#include "ept/shootdown.h"
+#include "guestmm/address_space.h"
+#include "guestmm/frame_copy.h"
+#include "guestmm/guest_memory.h"
+
+namespace vmfork {
+
+Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) {
+  if (gpa.value() >= ram_bytes_) {
+    return make_error(ErrorCode::kOutsideRam, "access outside the RAM of " + name_);
+  }
+  counters_.faults.fetch_add(1, std::memory_order_relaxed);
+  if (allows(access, Access::kWrite)) return handle_write_fault(gpa.gfn(), waiter);
+
+  // A read or fetch is refused only where nothing is mapped yet.
+  Result<std::atomic<uint64_t>*> slot =
+      memory_.tree().unshare_path(root_, gpa.gfn(), MissingTables::kAllocate, waiter);
+  if (!slot) return slot.error();
+  LeafLock leaf(**slot, waiter);
+  if (leaf.entry().present()) {
+    counters_.already_resolved.fetch_add(1, std::memory_order_relaxed);
+    return Ok{};
+  }
+  Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes);
+  if (!frame) return frame.error();
+  leaf.install(EptEntry::leaf(*frame, Access::kAll));
+  counters_.demand_zero.fetch_add(1, std::memory_order_relaxed);
+  return Ok{};
+}
+
+Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
+  EptTree& tree = memory_.tree();
+  FrameTable& frames = memory_.frame_table();
+
+  // 1. Unshare the path to G. Translations cached by our vCPUs stay valid:
+  //    unsharing never changes what a leaf points at.
+  Result<std::atomic<uint64_t>*> slot =
+      tree.unshare_path(root_, gfn, MissingTables::kAllocate, waiter);
+  if (!slot) return slot.error();
+
+  // 2. Take G's leaf lock and re-read the leaf.
+  LeafLock leaf(**slot, waiter);
+  const EptEntry entry = leaf.entry();
+  if (!entry.present()) {
+    // Never touched: a zeroed frame of our own, writable at once (no vCPU
+    // can have cached a translation of a page that was not present).
+    Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes);
+    if (!frame) return frame.error();
+    leaf.install(EptEntry::leaf(*frame, Access::kAll));
+    counters_.demand_zero.fetch_add(1, std::memory_order_relaxed);
+    return Ok{};
+  }
+  if (entry.writable()) {
+    // Another vCPU finished the work (go to 9).
+    counters_.already_resolved.fetch_add(1, std::memory_order_relaxed);
+    return Ok{};
+  }
+  const FrameId old_frame = entry.frame();
+
+  // 3. Lock F and read its count. At 1, F is ours alone and the path to it
+  //    is exclusive: set W in place. Upgrading needs no shootdown.
+  {
+    FrameLock frame_lock(frames, old_frame, waiter);
+    if (frames.refcount(old_frame) == 1) {
+      leaf.add_permissions(Access::kWrite);
+      counters_.in_place.fetch_add(1, std::memory_order_relaxed);
+      return Ok{};
+    }
+  }
+
+  // 4. Copy F into F2, keeping our reference on F until step 8 (delayed
+  //    release): while we count on F, no other holder sees a count of 1 in
+  //    step 3, so nobody writes F while we copy it.
+#ifdef VMFORK_TESTING
+  const ProtocolTestHooks& hooks = memory_.test_hooks();
+  const bool eager_release = hooks.variant == ProtocolVariant::kEagerRelease;
+  if (eager_release) tree.release_entry(entry, 1);  // weakened: the first race
+  if (hooks.before_copy) hooks.before_copy();
+#endif
+  Result<FrameId> copy = memory_.allocate_data(Zeroed::kNo);
+  if (!copy) return copy.error();
+  copy_frame(memory_.frame_data(*copy), memory_.frame_data(old_frame));
+  counters_.copies.fetch_add(1, std::memory_order_relaxed);
+
+  // 5. Stage 1: publish the leaf as F2, readable and executable, not writable.
+#ifdef VMFORK_TESTING
+  if (hooks.variant == ProtocolVariant::kSingleStage) {
+    leaf.remap_writable_for_testing(*copy);  // weakened: the second race
+    if (hooks.after_publish) hooks.after_publish();
+    ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
+    (void)batch.wait(waiter);
+    counters_.shootdowns.fetch_add(1, std::memory_order_relaxed);
+    tree.release_entry(entry, 1);
+    return Ok{};
+  }
+#endif
+  leaf.remap_read_only(*copy);
+#ifdef VMFORK_TESTING
+  if (hooks.after_publish) hooks.after_publish();
+#endif
+
+  // 6. INVEPT, single-context for our EPTP, on every vCPU of this space;
+  //    wait for every acknowledgement (servicing our own meanwhile). After
+  //    this no vCPU of ours can translate G to F.
+  ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
+  const InveptDone invept = batch.wait(waiter);
+  counters_.shootdowns.fetch_add(1, std::memory_order_relaxed);
+
+  // 7. Stage 2: set W.
+  leaf.make_writable(invept);
+
+  // 8. Release our reference on F (reclaimed once nobody can reach it); the
+  //    leaf unlocks when `leaf` goes out of scope.
+#ifdef VMFORK_TESTING
+  if (eager_release) return Ok{};
+#endif
+  tree.release_entry(entry, 1);
+  return Ok{};
+  // 9. The caller resumes the faulting vCPU, which retries its access.
+}
+
+}  // namespace vmfork
