@@ -3,6 +3,9 @@
 // which enforces the rule of DESIGN section 4: a present leaf changes frame
 // only by being published read-only first (stage 1), and becomes writable
 // again only with proof that INVEPT completed on every vCPU (stage 2).
+// The one other writer of leaves is EptTree's unshare, which only clears W
+// in a table that was entered read-only, so no vCPU can hold a writable
+// translation through it.
 #pragma once
 
 #include <atomic>
