@@ -26,7 +26,9 @@ constexpr Access without(Access a, Access removed) {
   return static_cast<Access>(static_cast<uint8_t>(a) & ~static_cast<uint8_t>(removed));
 }
 // True when every access in `needed` is allowed by `allowed`.
-constexpr bool allows(Access allowed, Access needed) { return (allowed & needed) == needed; }
+constexpr bool allows(Access allowed, Access needed) {
+  return (allowed & needed) == needed;
+}
 
 const char* to_string(Access access);
 

@@ -24,7 +24,8 @@ inline constexpr int kEptIndexBits = 9;
 inline constexpr uint64_t kEptEntriesPerTable = uint64_t{1} << kEptIndexBits;
 inline constexpr int kGuestPhysicalBits = kEptLevels * kEptIndexBits + static_cast<int>(kPageShift);
 static_assert(kGuestPhysicalBits == 48, "4-level EPT translates 48-bit guest-physical addresses");
-static_assert(kEptEntriesPerTable * 8 == kPageSize, "a table is exactly one frame of 8-byte entries");
+static_assert(kEptEntriesPerTable * 8 == kPageSize,
+              "a table is exactly one frame of 8-byte entries");
 
 // Index of `gfn` in the table at `level`.
 constexpr uint64_t ept_index(Gfn gfn, int level) {
@@ -34,10 +35,10 @@ constexpr uint64_t kMaxGfn = (uint64_t{1} << (kGuestPhysicalBits - kPageShift)) 
 
 class EptEntry {
  public:
-  static constexpr uint64_t kRead = uint64_t{1} << 0;          // R: reads allowed
-  static constexpr uint64_t kWrite = uint64_t{1} << 1;         // W: writes allowed
-  static constexpr uint64_t kExecute = uint64_t{1} << 2;       // X: instruction fetches allowed
-  static constexpr uint64_t kMemoryTypeShift = 3;              // leaf: EPT memory type, bits 5:3
+  static constexpr uint64_t kRead = uint64_t{1} << 0;     // R: reads allowed
+  static constexpr uint64_t kWrite = uint64_t{1} << 1;    // W: writes allowed
+  static constexpr uint64_t kExecute = uint64_t{1} << 2;  // X: instruction fetches allowed
+  static constexpr uint64_t kMemoryTypeShift = 3;         // leaf: EPT memory type, bits 5:3
   static constexpr uint64_t kMemoryTypeMask = uint64_t{7} << kMemoryTypeShift;
   static constexpr uint64_t kIgnorePat = uint64_t{1} << 6;     // leaf: ignore guest PAT
   static constexpr uint64_t kLargePage = uint64_t{1} << 7;     // PDPTE/PDE: maps 1 GiB / 2 MiB
@@ -96,14 +97,15 @@ class EptEntry {
 static_assert(sizeof(EptEntry) == 8);
 static_assert(EptEntry::permission_bits(Access::kAll) == EptEntry::kPermissionMask);
 static_assert(EptEntry::permission_bits(Access::kWrite) == EptEntry::kWrite);
-static_assert((EptEntry::kAddressMask & (EptEntry::kSoftwareLock | EptEntry::kPermissionMask)) == 0);
+static_assert((EptEntry::kAddressMask & (EptEntry::kSoftwareLock | EptEntry::kPermissionMask)) ==
+              0);
 static_assert(EptEntry::leaf(FrameId(5), Access::kRead).frame() == FrameId(5));
 
 // The EPT pointer (SDM table 25-9, "Format of Extended-Page-Table Pointer").
 class Eptp {
  public:
-  static constexpr uint64_t kMemoryTypeMask = 7;            // bits 2:0, paging-structure type
-  static constexpr uint64_t kWalkLengthShift = 3;           // bits 5:3, walk length minus 1
+  static constexpr uint64_t kMemoryTypeMask = 7;   // bits 2:0, paging-structure type
+  static constexpr uint64_t kWalkLengthShift = 3;  // bits 5:3, walk length minus 1
   static constexpr uint64_t kWalkLengthMask = uint64_t{7} << kWalkLengthShift;
   static constexpr uint64_t kEnableAccessedDirty = uint64_t{1} << 6;
   static constexpr uint64_t kAddressMask = EptEntry::kAddressMask;

@@ -32,9 +32,9 @@ LeafLock::~LeafLock() {
 void LeafLock::store(EptEntry next) {
   assert(!next.locked());
   // The section 4 rule: a present leaf never points at a new frame with W set.
-  assert(!(entry_.present() && next.present() && next.frame() != entry_.frame() &&
-           next.writable()) ||
-         !"a present leaf may change frame only read-only (stage 1)");
+  assert(
+      !(entry_.present() && next.present() && next.frame() != entry_.frame() && next.writable()) ||
+      !"a present leaf may change frame only read-only (stage 1)");
   slot_.store(next.raw() | EptEntry::kSoftwareLock, std::memory_order_release);
   entry_ = next;
 }
@@ -51,15 +51,16 @@ void LeafLock::add_permissions(Access access) {
 
 EptEntry LeafLock::reduce_permissions(Access access) {
   const EptEntry previous = entry_;
-  store(EptEntry(entry_.raw() & ~EptEntry::kPermissionMask).with(EptEntry::permission_bits(
-      entry_.access() & access)));
+  store(EptEntry(entry_.raw() & ~EptEntry::kPermissionMask)
+            .with(EptEntry::permission_bits(entry_.access() & access)));
   return previous;
 }
 
 void LeafLock::remap_read_only(FrameId frame) {
   assert(entry_.present());
-  const Access access = without(entry_.access(), Access::kWrite);
-  store(EptEntry::leaf(frame, access, entry_.memory_type()));
+  // Same attributes (memory type, ignore-PAT, ...), new frame, no W.
+  store(EptEntry((entry_.raw() & ~(EptEntry::kAddressMask | EptEntry::kWrite)) |
+                 (frame.pool_offset() & EptEntry::kAddressMask)));
   awaiting_invept_ = true;
 }
 

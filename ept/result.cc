@@ -4,13 +4,20 @@ namespace vmfork {
 
 const char* to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kOutOfFrames: return "out of frames";
-    case ErrorCode::kOutsideRam: return "outside guest RAM";
-    case ErrorCode::kNotMapped: return "not mapped";
-    case ErrorCode::kAlreadyMapped: return "already mapped";
-    case ErrorCode::kMisconfigured: return "EPT misconfiguration";
-    case ErrorCode::kInvalidArgument: return "invalid argument";
-    case ErrorCode::kSystem: return "system call failed";
+    case ErrorCode::kOutOfFrames:
+      return "out of frames";
+    case ErrorCode::kOutsideRam:
+      return "outside guest RAM";
+    case ErrorCode::kNotMapped:
+      return "not mapped";
+    case ErrorCode::kAlreadyMapped:
+      return "already mapped";
+    case ErrorCode::kMisconfigured:
+      return "EPT misconfiguration";
+    case ErrorCode::kInvalidArgument:
+      return "invalid argument";
+    case ErrorCode::kSystem:
+      return "system call failed";
   }
   return "unknown error";
 }

@@ -11,7 +11,8 @@ bool ShootdownTarget::service() {
   // load is either flushed now (its context is already set) or seen as
   // still pending on the next check.
   const uint64_t requested = requested_.load(std::memory_order_acquire);
-  if (requested == acked_.load(std::memory_order_relaxed)) return false;
+  if (requested == acked_.load(std::memory_order_relaxed))
+    return false;
   const uint64_t context = pending_context_.exchange(kNoContext, std::memory_order_acq_rel);
   if (context == kAllContexts) {
     tlb_.flush_all();
@@ -23,12 +24,17 @@ bool ShootdownTarget::service() {
   return true;
 }
 
-void ShootdownTarget::park() { running_.store(false, std::memory_order_seq_cst); }
+void ShootdownTarget::park() {
+  running_.store(false, std::memory_order_seq_cst);
+}
 
 void ShootdownTarget::resume() {
   // seq_cst pairs with request(): an initiator that saw us parked posted its
   // ticket before we load it below, so we flush for it.
   running_.store(true, std::memory_order_seq_cst);
+  // Store running, then load requested: a Dekker pair with request()'s
+  // fetch_add then running() load, so one of the two sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   service();
 }
 
@@ -37,11 +43,14 @@ uint64_t ShootdownTarget::request(Eptp eptp) {
   uint64_t current = pending_context_.load(std::memory_order_relaxed);
   for (;;) {
     uint64_t next = wanted;
-    if (current != kNoContext && current != wanted) next = kAllContexts;
-    if (pending_context_.compare_exchange_weak(current, next, std::memory_order_acq_rel)) break;
+    if (current != kNoContext && current != wanted)
+      next = kAllContexts;
+    if (pending_context_.compare_exchange_weak(current, next, std::memory_order_acq_rel))
+      break;
   }
   const uint64_t ticket = requested_.fetch_add(1, std::memory_order_seq_cst) + 1;
-  if (kick_ && running()) kick_();
+  if (kick_ && running())
+    kick_();
   return ticket;
 }
 
@@ -102,14 +111,19 @@ ShootdownBatch::ShootdownBatch(ShootdownBatch&& other) noexcept
   other.done_ = true;
 }
 
-ShootdownBatch::~ShootdownBatch() { assert(done_ && "a shootdown batch was never waited for"); }
+ShootdownBatch::~ShootdownBatch() {
+  assert(done_ && "a shootdown batch was never waited for");
+}
 
 InveptDone ShootdownBatch::wait(Waiter& waiter) {
   for (size_t i = 0; i < count_; ++i) {
-    if (tickets_[i] == 0) continue;
+    if (tickets_[i] == 0)
+      continue;
     ShootdownTarget* target = domain_->targets_[i].load(std::memory_order_acquire);
-    if (target == nullptr) continue;  // left the domain: it caches nothing any more
-    while (!target->acknowledged(tickets_[i])) waiter.on_wait();
+    if (target == nullptr)
+      continue;  // left the domain: it caches nothing any more
+    while (!target->acknowledged(tickets_[i]))
+      waiter.on_wait();
   }
   done_ = true;
   return InveptDone();

@@ -4,7 +4,8 @@ namespace vmfork {
 
 uint8_t TranslationCache::context_for(Eptp eptp) {
   for (size_t i = 0; i < kContexts; ++i) {
-    if (contexts_[i].eptp == eptp) return static_cast<uint8_t>(i);
+    if (contexts_[i].eptp == eptp)
+      return static_cast<uint8_t>(i);
   }
   // Evict a context: bumping its generation invalidates all its entries.
   const uint8_t victim = next_victim_;
@@ -25,13 +26,15 @@ void TranslationCache::insert(Eptp eptp, Gfn gfn, FrameId frame, Access allowed)
 
 void TranslationCache::flush_context(Eptp eptp) {
   for (Context& context : contexts_) {
-    if (context.eptp == eptp) ++context.generation;
+    if (context.eptp == eptp)
+      ++context.generation;
   }
   ++flushes_;
 }
 
 void TranslationCache::flush_all() {
-  for (Context& context : contexts_) ++context.generation;
+  for (Context& context : contexts_)
+    ++context.generation;
   ++flushes_;
 }
 

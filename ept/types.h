@@ -42,7 +42,9 @@ class Gfn {
   uint64_t value_ = 0;
 };
 
-constexpr Gfn Gpa::gfn() const { return Gfn(value_ >> kPageShift); }
+constexpr Gfn Gpa::gfn() const {
+  return Gfn(value_ >> kPageShift);
+}
 
 // A 4 KiB frame of the frame pool (data page or EPT table). Its index times
 // kPageSize is its offset in the pool, which is the "host-physical address"

@@ -7,7 +7,9 @@
 
 namespace vmfork {
 
-inline void cpu_relax() { __builtin_ia32_pause(); }
+inline void cpu_relax() {
+  __builtin_ia32_pause();
+}
 
 class Waiter {
  public:

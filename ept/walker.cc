@@ -6,9 +6,12 @@ namespace {
 
 uint64_t access_qualification(Access requested) {
   uint64_t bits = 0;
-  if (allows(requested, Access::kRead)) bits |= exit_qualification::kDataRead;
-  if (allows(requested, Access::kWrite)) bits |= exit_qualification::kDataWrite;
-  if (allows(requested, Access::kExecute)) bits |= exit_qualification::kInstructionFetch;
+  if (allows(requested, Access::kRead))
+    bits |= exit_qualification::kDataRead;
+  if (allows(requested, Access::kWrite))
+    bits |= exit_qualification::kDataWrite;
+  if (allows(requested, Access::kExecute))
+    bits |= exit_qualification::kInstructionFetch;
   return bits;
 }
 
@@ -31,15 +34,21 @@ WalkResult ept_walk(const TableMemory& memory, FrameId root, Gfn gfn, Access req
   Access allowed = Access::kAll;
   FrameId table = root;
   for (int level = kEptLevels; level >= 1; --level) {
-    const EptEntry entry(memory.entries(table)[ept_index(gfn, level)].load(std::memory_order_acquire));
+    const EptEntry entry(
+        memory.entries(table)[ept_index(gfn, level)].load(std::memory_order_acquire));
     if (!entry.present()) {
       // SDM: bits 5:3 report the AND over the entries used, and a
       // not-present entry contributes no permission.
       return violation(requested, Access::kNone, level);
     }
+    if (entry.writable() && !allows(entry.access(), Access::kRead)) {
+      // SDM "EPT Misconfigurations": write permission without read.
+      return WalkResult{WalkResult::Kind::kMisconfiguration, FrameId(), allowed, 0, level};
+    }
     allowed = allowed & entry.access();
     if (level == 1) {
-      if (!allows(allowed, requested)) return violation(requested, allowed, level);
+      if (!allows(allowed, requested))
+        return violation(requested, allowed, level);
       return WalkResult{WalkResult::Kind::kTranslation, entry.frame(), allowed, 0, level};
     }
     if (entry.large_page()) {

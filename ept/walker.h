@@ -24,10 +24,10 @@ inline constexpr uint64_t kExecutable = uint64_t{1} << 5;  // AND of bit 2
 struct WalkResult {
   enum class Kind : uint8_t { kTranslation, kViolation, kMisconfiguration };
   Kind kind;
-  FrameId frame;            // kTranslation: the data frame
-  Access allowed;           // permissions ANDed over every level walked
-  uint64_t qualification;   // kViolation: exit qualification
-  int level;                // the level where the walk stopped (1 for a leaf)
+  FrameId frame;           // kTranslation: the data frame
+  Access allowed;          // permissions ANDed over every level walked
+  uint64_t qualification;  // kViolation: exit qualification
+  int level;               // the level where the walk stopped (1 for a leaf)
 
   bool ok() const { return kind == Kind::kTranslation; }
 };

@@ -8,8 +8,7 @@
 
 namespace vmfork {
 
-AddressSpace::AddressSpace(GuestMemory& memory, std::string name, uint64_t ram_bytes,
-                           FrameId root)
+AddressSpace::AddressSpace(GuestMemory& memory, std::string name, uint64_t ram_bytes, FrameId root)
     : memory_(memory), name_(std::move(name)), ram_bytes_(ram_bytes), root_(root) {
   memory_.register_root(root_);
 }
@@ -29,7 +28,8 @@ Result<void> AddressSpace::check_range(Gpa gpa, uint64_t bytes) const {
 Result<FrameId> AddressSpace::frame_for(Gfn gfn, Access access) {
   for (;;) {
     const WalkResult walk = memory_.tree().walk(root_, gfn, access);
-    if (walk.ok()) return walk.frame;
+    if (walk.ok())
+      return walk.frame;
     if (walk.kind == WalkResult::Kind::kMisconfiguration) {
       return make_error(ErrorCode::kMisconfigured, "EPT misconfiguration in " + name_);
     }
@@ -40,7 +40,8 @@ Result<FrameId> AddressSpace::frame_for(Gfn gfn, Access access) {
 }
 
 Result<void> AddressSpace::read(Gpa gpa, std::span<std::byte> out) const {
-  if (Result<void> in_range = check_range(gpa, out.size()); !in_range) return in_range;
+  if (Result<void> in_range = check_range(gpa, out.size()); !in_range)
+    return in_range;
   size_t done = 0;
   while (done < out.size()) {
     const Gpa at = gpa + done;
@@ -57,13 +58,15 @@ Result<void> AddressSpace::read(Gpa gpa, std::span<std::byte> out) const {
 }
 
 Result<void> AddressSpace::write(Gpa gpa, std::span<const std::byte> data) {
-  if (Result<void> in_range = check_range(gpa, data.size()); !in_range) return in_range;
+  if (Result<void> in_range = check_range(gpa, data.size()); !in_range)
+    return in_range;
   size_t done = 0;
   while (done < data.size()) {
     const Gpa at = gpa + done;
     const size_t chunk = std::min<size_t>(data.size() - done, kPageSize - at.page_offset());
     Result<FrameId> frame = frame_for(at.gfn(), Access::kWrite);
-    if (!frame) return frame.error();
+    if (!frame)
+      return frame.error();
     std::memcpy(memory_.frame_data(*frame) + at.page_offset(), data.data() + done, chunk);
     done += chunk;
   }
@@ -71,17 +74,20 @@ Result<void> AddressSpace::write(Gpa gpa, std::span<const std::byte> data) {
 }
 
 Result<void> AddressSpace::populate(Gpa gpa, uint64_t bytes) {
-  if (Result<void> in_range = check_range(gpa, bytes); !in_range) return in_range;
+  if (Result<void> in_range = check_range(gpa, bytes); !in_range)
+    return in_range;
   const uint64_t first = gpa.gfn().value();
   const uint64_t end = (gpa.value() + bytes + kPageSize - 1) >> kPageShift;
   for (uint64_t gfn = first; gfn < end; ++gfn) {
     Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes);
-    if (!frame) return frame.error();
+    if (!frame)
+      return frame.error();
     Result<void> mapped =
         memory_.tree().map(root_, Gfn(gfn), *frame, Access::kAll, HostWaiter::instance());
     if (!mapped) {
       memory_.tree().release_entry(EptEntry::leaf(*frame, Access::kAll), 1);
-      if (mapped.error().code != ErrorCode::kAlreadyMapped) return mapped;
+      if (mapped.error().code != ErrorCode::kAlreadyMapped)
+        return mapped;
     }
   }
   return Ok{};
@@ -98,20 +104,25 @@ void AddressSpace::flush_vcpus() {
 
 Result<std::unique_ptr<AddressSpace>> AddressSpace::clone(std::string name) {
   Result<FrameId> root = memory_.tree().clone(root_);
-  if (!root) return root.error();
+  if (!root)
+    return root.error();
   flush_vcpus();
-  return std::unique_ptr<AddressSpace>(new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
+  return std::unique_ptr<AddressSpace>(
+      new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
 }
 
 Result<std::unique_ptr<MemorySnapshot>> AddressSpace::snapshot(std::string name) {
   Result<FrameId> root = memory_.tree().clone(root_);
-  if (!root) return root.error();
+  if (!root)
+    return root.error();
   flush_vcpus();
   return std::unique_ptr<MemorySnapshot>(
       new MemorySnapshot(memory_, std::move(name), ram_bytes_, *root));
 }
 
-SpaceAccounting AddressSpace::account() const { return account_tree(memory_, root_); }
+SpaceAccounting AddressSpace::account() const {
+  return account_tree(memory_, root_);
+}
 
 FaultCounters AddressSpace::counters() const {
   FaultCounters result;

@@ -27,7 +27,8 @@ Result<std::unique_ptr<FramePool>> FramePool::create(const FramePoolOptions& opt
                       "frame pool capacity must be between 4 KiB and 16 TiB");
   }
   const int fd = memfd_create("vmfork-frames", MFD_CLOEXEC);
-  if (fd < 0) return make_error(ErrorCode::kSystem, std::string("memfd_create: ") + strerror(errno));
+  if (fd < 0)
+    return make_error(ErrorCode::kSystem, std::string("memfd_create: ") + strerror(errno));
   if (ftruncate(fd, static_cast<off_t>(frames * kPageSize)) != 0) {
     const int saved = errno;
     close(fd);
@@ -40,7 +41,8 @@ Result<std::unique_ptr<FramePool>> FramePool::create(const FramePoolOptions& opt
   }
   std::unique_ptr<FramePool> pool(new FramePool(fd, std::move(*mapping), frames, options));
   Result<HostMapping> next = HostMapping::anonymous(frames * sizeof(uint32_t));
-  if (!next) return next.error();
+  if (!next)
+    return next.error();
   pool->free_next_ = std::move(*next);
   if (options.populate == Populate::kAhead) {
     pool->populator_ = std::thread([p = pool.get()] { p->populate_loop(); });
@@ -70,7 +72,8 @@ std::optional<FrameId> FramePool::pop_free() {
   uint64_t head = free_head_.load(std::memory_order_acquire);
   for (;;) {
     const uint64_t index_plus_one = head & kIndexMask;
-    if (index_plus_one == 0) return std::nullopt;
+    if (index_plus_one == 0)
+      return std::nullopt;
     // Reading a stale `next` is harmless: the tag makes the CAS fail.
     const uint64_t successor = next[index_plus_one - 1].load(std::memory_order_relaxed);
     const uint64_t tagged = ((head >> 32) + 1) << 32 | successor;
@@ -98,7 +101,8 @@ void FramePool::release(FrameId frame) {
 
 Result<FrameId> FramePool::allocate(Zeroed zeroed) {
   if (std::optional<FrameId> recycled = pop_free()) {
-    if (zeroed == Zeroed::kYes) std::memset(data(*recycled), 0, kPageSize);
+    if (zeroed == Zeroed::kYes)
+      std::memset(data(*recycled), 0, kPageSize);
     return *recycled;
   }
   const uint64_t index = next_fresh_.fetch_add(1, std::memory_order_relaxed);
@@ -121,7 +125,8 @@ void FramePool::populate_range(uint64_t first, uint64_t end) {
     // Older kernels: touch each page (a read would map the shared zero page
     // of a hole, so write a zero, which changes nothing).
     for (size_t offset = 0; offset < bytes; offset += kPageSize) {
-      reinterpret_cast<std::atomic<uint8_t>*>(begin + offset)->fetch_or(0, std::memory_order_relaxed);
+      reinterpret_cast<std::atomic<uint8_t>*>(begin + offset)
+          ->fetch_or(0, std::memory_order_relaxed);
     }
   }
 }

@@ -71,7 +71,7 @@ class FramePool {
   // ABA tag (high 32 bits) with index + 1 (low 32 bits; 0 = empty).
   std::atomic<uint64_t> free_head_{0};
   std::atomic<uint64_t> free_count_{0};
-  HostMapping free_next_;  // std::atomic<uint32_t> per frame: next index + 1
+  HostMapping free_next_;                // std::atomic<uint32_t> per frame: next index + 1
   std::atomic<uint64_t> next_fresh_{0};  // frames below it have been handed out once
 
   // Population ahead of next_fresh_, by populator_.

@@ -41,7 +41,8 @@ class FrameTable {
   void lock(FrameId frame, Waiter& waiter) {
     std::atomic<uint64_t>& w = word(frame);
     while ((w.fetch_or(kLockBit, std::memory_order_acquire) & kLockBit) != 0) {
-      while ((w.load(std::memory_order_relaxed) & kLockBit) != 0) waiter.on_wait();
+      while ((w.load(std::memory_order_relaxed) & kLockBit) != 0)
+        waiter.on_wait();
     }
   }
   void unlock(FrameId frame) { word(frame).fetch_and(~kLockBit, std::memory_order_release); }

@@ -69,7 +69,9 @@ class GuestMemory final : public TableMemory {
   void unlock(FrameId frame) override { frame_table_.unlock(frame); }
 
 #ifdef VMFORK_TESTING
-  ProtocolTestHooks& test_hooks() { return test_hooks_; }
+  ProtocolTestHooks& test_hooks() {
+    return test_hooks_;
+  }
 #endif
 
  private:
@@ -84,7 +86,7 @@ class GuestMemory final : public TableMemory {
   std::atomic<uint64_t> table_frames_{0};
 
   mutable std::mutex roots_mutex_;  // never taken on a fault path
-  std::multiset<FrameId> roots_;  // guarded by roots_mutex_
+  std::multiset<FrameId> roots_;    // guarded by roots_mutex_
 
 #ifdef VMFORK_TESTING
   ProtocolTestHooks test_hooks_;

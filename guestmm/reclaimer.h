@@ -83,7 +83,7 @@ class Reclaimer {
   std::atomic<uint64_t> epoch_{2};
   std::atomic<uint64_t> head_plus_one_{0};  // the waiting frames (a Treiber stack, push only)
   std::atomic<uint64_t> pending_{0};
-  std::mutex collect_mutex_;    // one collector at a time (never on a fault path: try_lock)
+  std::mutex collect_mutex_;     // one collector at a time (never on a fault path: try_lock)
   std::mutex membership_mutex_;  // join/leave
   std::array<Participant, kMaxParticipants> participants_{};
 };

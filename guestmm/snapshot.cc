@@ -20,10 +20,14 @@ Result<std::unique_ptr<AddressSpace>> MemorySnapshot::spawn(std::string name) co
   // The snapshot's root entries are already read-only and no vCPU runs on
   // it, so cloning it needs no flush.
   Result<FrameId> root = memory_.tree().clone(root_);
-  if (!root) return root.error();
-  return std::unique_ptr<AddressSpace>(new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
+  if (!root)
+    return root.error();
+  return std::unique_ptr<AddressSpace>(
+      new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
 }
 
-SpaceAccounting MemorySnapshot::account() const { return account_tree(memory_, root_); }
+SpaceAccounting MemorySnapshot::account() const {
+  return account_tree(memory_, root_);
+}
 
 }  // namespace vmfork

@@ -31,7 +31,8 @@ class VcpuMemory final : public Waiter {
   // The per-basic-block check: service pending shootdowns, pass a quiescent
   // point.
   void check() {
-    if (target_.pending()) target_.service();
+    if (target_.pending())
+      target_.service();
     memory_.reclaimer().quiescent(*participant_);
   }
 

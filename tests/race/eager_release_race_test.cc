@@ -50,7 +50,8 @@ bool v_saw_w_write(ProtocolVariant variant) {
   ProtocolTestHooks& hooks = (*memory)->test_hooks();
   hooks.variant = variant;
   hooks.before_copy = [&] {
-    if (std::this_thread::get_id() != v_thread_id.load()) return;
+    if (std::this_thread::get_id() != v_thread_id.load())
+      return;
     v_deciding.store(true, std::memory_order_release);
     wait_for_flag(w_wrote, std::chrono::milliseconds(2));
   };
@@ -62,14 +63,16 @@ bool v_saw_w_write(ProtocolVariant variant) {
     start.arrive_and_wait();
     guest_store(**vcpu_v, kPage, kVValue);  // faults: copy F
     for (uint64_t i = 1; i < kWordsPerPage; ++i) {
-      if (guest_load(**vcpu_v, kPage + i * 8) != kOriginalValue) torn = true;
+      if (guest_load(**vcpu_v, kPage + i * 8) != kOriginalValue)
+        torn = true;
     }
     (*vcpu_v)->park();
   });
   std::thread w_thread([&] {
     start.arrive_and_wait();
     wait_for_flag(v_deciding, std::chrono::milliseconds(50), vcpu_w->get());
-    for (uint64_t i = 1; i < kWordsPerPage; ++i) guest_store(**vcpu_w, kPage + i * 8, kWValue);
+    for (uint64_t i = 1; i < kWordsPerPage; ++i)
+      guest_store(**vcpu_w, kPage + i * 8, kWValue);
     w_wrote.store(true, std::memory_order_release);
     (*vcpu_w)->park();
   });
@@ -89,7 +92,8 @@ TEST(EagerReleaseRace, DelayedReleaseNeverCopiesATornPage) {
   const int attempts = 200 / kSanitizerSlowdown;
   int torn = 0;
   for (int attempt = 0; attempt < attempts; ++attempt) {
-    if (v_saw_w_write(ProtocolVariant::kCorrect)) ++torn;
+    if (v_saw_w_write(ProtocolVariant::kCorrect))
+      ++torn;
   }
   EXPECT_EQ(torn, 0) << "torn copies in " << attempts << " attempts with the real protocol";
 }
@@ -97,7 +101,8 @@ TEST(EagerReleaseRace, DelayedReleaseNeverCopiesATornPage) {
 TEST(EagerReleaseRace, EagerReleaseIsCaughtWithinBoundedAttempts) {
   constexpr int kAttempts = 50;
   int attempt = 0;
-  while (attempt < kAttempts && !v_saw_w_write(ProtocolVariant::kEagerRelease)) ++attempt;
+  while (attempt < kAttempts && !v_saw_w_write(ProtocolVariant::kEagerRelease))
+    ++attempt;
   EXPECT_LT(attempt, kAttempts) << "the weakened protocol was never caught";
 }
 

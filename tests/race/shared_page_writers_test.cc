@@ -63,14 +63,16 @@ TEST(SharedPageWriters, EveryWriteSurvivesAndVmsStayIsolated) {
         vcpu.park();
       });
     }
-    for (std::thread& thread : threads) thread.join();
+    for (std::thread& thread : threads)
+      thread.join();
 
     for (uint64_t vm = 0; vm < vms.size(); ++vm) {
       for (uint64_t page = 0; page < kPages; ++page) {
         for (uint64_t slot = 0; slot < kVcpusPerVm; ++slot) {
           uint64_t word = 0;
-          ASSERT_TRUE(vms[vm]->read(kBase + page * kPageSize + slot * 8,
-                                    std::as_writable_bytes(std::span(&word, 1)))
+          ASSERT_TRUE(vms[vm]
+                          ->read(kBase + page * kPageSize + slot * 8,
+                                 std::as_writable_bytes(std::span(&word, 1)))
                           .ok());
           ASSERT_EQ(word, value_of(vm, slot, round, page))
               << "vm " << vm << " page " << page << " slot " << slot << " round " << round;

@@ -20,7 +20,7 @@ namespace vmfork::testing {
 namespace {
 
 constexpr Gpa kPage{0x20'0000};
-constexpr Gpa kWordA = kPage;      // A's write: the COW fault
+constexpr Gpa kWordA = kPage;       // A's write: the COW fault
 constexpr Gpa kWordX = kPage + 64;  // B writes, C reads
 constexpr uint64_t kXValue = 0x5151'5151'5151'5151;
 
@@ -47,7 +47,8 @@ bool c_read_stale_value(ProtocolVariant variant) {
   ProtocolTestHooks& hooks = (*memory)->test_hooks();
   hooks.variant = variant;
   hooks.after_publish = [&] {
-    if (std::this_thread::get_id() != a_thread_id.load()) return;
+    if (std::this_thread::get_id() != a_thread_id.load())
+      return;
     // Give B the chance to write before the shootdown goes out. With the
     // real protocol B cannot (it waits on our leaf lock): time out.
     published.store(true, std::memory_order_release);
@@ -94,7 +95,8 @@ TEST(SingleStageRace, TwoStageNeverShowsAStaleValueAfterAWriteCompleted) {
   const int attempts = 200 / kSanitizerSlowdown;
   int stale = 0;
   for (int attempt = 0; attempt < attempts; ++attempt) {
-    if (c_read_stale_value(ProtocolVariant::kCorrect)) ++stale;
+    if (c_read_stale_value(ProtocolVariant::kCorrect))
+      ++stale;
   }
   EXPECT_EQ(stale, 0) << "stale reads in " << attempts << " attempts with the real protocol";
 }
@@ -102,7 +104,8 @@ TEST(SingleStageRace, TwoStageNeverShowsAStaleValueAfterAWriteCompleted) {
 TEST(SingleStageRace, SingleStageIsCaughtWithinBoundedAttempts) {
   constexpr int kAttempts = 50;
   int attempt = 0;
-  while (attempt < kAttempts && !c_read_stale_value(ProtocolVariant::kSingleStage)) ++attempt;
+  while (attempt < kAttempts && !c_read_stale_value(ProtocolVariant::kSingleStage))
+    ++attempt;
   EXPECT_LT(attempt, kAttempts) << "the weakened protocol was never caught";
 }
 
