@@ -55,8 +55,7 @@ Result<std::atomic<uint64_t>*> EptTree::unshare_path(FrameId root, Gfn gfn, Miss
           return make_error(ErrorCode::kNotMapped, "no table on the path");
         }
         Result<FrameId> child = memory_.allocate_table();
-        if (!child)
-          return child.error();
+        if (!child) return child.error();
         entry = EptEntry::table(*child, Access::kAll);
         slot.store(entry.raw(), std::memory_order_release);
       } else if (!entry.writable()) {
@@ -95,13 +94,11 @@ Result<void> EptTree::unshare_child_locked(std::atomic<uint64_t>& slot, EptEntry
   // old table's reference is dropped, so no child is ever briefly unowned,
   // and its entries lose W: the protection moves one level down.
   Result<FrameId> copy = memory_.allocate_table();
-  if (!copy)
-    return copy.error();
+  if (!copy) return copy.error();
   std::atomic<uint64_t>* copy_entries = memory_.entries(*copy);
   for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
     const EptEntry child_entry(child_entries[i].load(std::memory_order_acquire));
-    if (!child_entry.present())
-      continue;
+    if (!child_entry.present()) continue;
     assert(!child_entry.locked() && "a shared table is never written, so never leaf-locked");
     memory_.get(child_entry.frame());
     copy_entries[i].store(child_entry.without(kClear).raw(), std::memory_order_relaxed);
@@ -113,14 +110,12 @@ Result<void> EptTree::unshare_child_locked(std::atomic<uint64_t>& slot, EptEntry
 }
 
 std::atomic<uint64_t>* EptTree::find_leaf(FrameId root, Gfn gfn) const {
-  if (gfn.value() > kMaxGfn)
-    return nullptr;
+  if (gfn.value() > kMaxGfn) return nullptr;
   FrameId table = root;
   for (int level = kEptLevels; level > 1; --level) {
     const EptEntry entry(
         memory_.entries(table)[ept_index(gfn, level)].load(std::memory_order_acquire));
-    if (!entry.present())
-      return nullptr;
+    if (!entry.present()) return nullptr;
     table = entry.frame();
   }
   return &memory_.entries(table)[ept_index(gfn, 1)];
@@ -132,8 +127,7 @@ Result<void> EptTree::map(FrameId root, Gfn gfn, FrameId frame, Access access, W
     return make_error(ErrorCode::kInvalidArgument, "a leaf must be readable or executable");
   }
   Result<std::atomic<uint64_t>*> slot = unshare_path(root, gfn, MissingTables::kAllocate, waiter);
-  if (!slot)
-    return slot.error();
+  if (!slot) return slot.error();
   LeafLock leaf(**slot, waiter);
   if (leaf.entry().present()) {
     return make_error(ErrorCode::kAlreadyMapped, "guest frame is already mapped");
@@ -144,15 +138,13 @@ Result<void> EptTree::map(FrameId root, Gfn gfn, FrameId frame, Access access, W
 
 Result<FrameId> EptTree::clone(FrameId root) {
   Result<FrameId> copy = memory_.allocate_table();
-  if (!copy)
-    return copy;
+  if (!copy) return copy;
   std::atomic<uint64_t>* source = memory_.entries(root);
   std::atomic<uint64_t>* target = memory_.entries(*copy);
   TableLock lock(memory_, root, kEptLevels, HostWaiter::instance());
   for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
     const EptEntry entry(source[i].load(std::memory_order_acquire));
-    if (!entry.present())
-      continue;
+    if (!entry.present()) continue;
     memory_.get(entry.frame());
     source[i].store(entry.without(EptEntry::kWrite).raw(), std::memory_order_release);
     target[i].store(entry.without(EptEntry::kWrite).raw(), std::memory_order_relaxed);
@@ -162,8 +154,7 @@ Result<FrameId> EptTree::clone(FrameId root) {
 
 void EptTree::release_entry(EptEntry entry, int level) {
   const FrameId frame = entry.frame();
-  if (!memory_.put(frame))
-    return;
+  if (!memory_.put(frame)) return;
   if (level == 1) {
     memory_.retire(frame, FrameKind::kData);
     return;
@@ -173,8 +164,7 @@ void EptTree::release_entry(EptEntry entry, int level) {
   std::atomic<uint64_t>* entries = memory_.entries(frame);
   for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
     const EptEntry child(entries[i].load(std::memory_order_acquire));
-    if (child.present())
-      release_entry(child, level - 1);
+    if (child.present()) release_entry(child, level - 1);
   }
   memory_.retire(frame, FrameKind::kTable);
 }

@@ -87,8 +87,7 @@ class EptTree {
     std::atomic<uint64_t>* entries = memory_.entries(table);
     for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
       const EptEntry entry(entries[i].load(std::memory_order_acquire) & ~EptEntry::kSoftwareLock);
-      if (!entry.present())
-        continue;
+      if (!entry.present()) continue;
       const uint64_t gfn = gfn_base | (i << (kEptIndexBits * (level - 1)));
       if (level == 1) {
         visit(Gfn(gfn), entry);
@@ -100,13 +99,11 @@ class EptTree {
   template <class Visit>
   void visit_tables(FrameId table, int level, Visit& visit) const {
     visit(table, level);
-    if (level == 1)
-      return;
+    if (level == 1) return;
     std::atomic<uint64_t>* entries = memory_.entries(table);
     for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
       const EptEntry entry(entries[i].load(std::memory_order_acquire));
-      if (entry.present())
-        visit_tables(entry.frame(), level - 1, visit);
+      if (entry.present()) visit_tables(entry.frame(), level - 1, visit);
     }
   }
 

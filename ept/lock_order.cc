@@ -25,8 +25,7 @@ void acquired(LockRank rank) {
   if (held.count > 0 && held.ranks[static_cast<size_t>(held.count - 1)] >= rank) {
     violation("acquiring", rank);
   }
-  if (held.count == static_cast<int>(held.ranks.size()))
-    violation("too deep at", rank);
+  if (held.count == static_cast<int>(held.ranks.size())) violation("too deep at", rank);
   held.ranks[static_cast<size_t>(held.count++)] = rank;
 }
 

@@ -10,9 +10,8 @@ bool ShootdownTarget::service() {
   // Read the ticket before taking the context: a request posted after this
   // load is either flushed now (its context is already set) or seen as
   // still pending on the next check.
-  const uint64_t requested = requested_.load(std::memory_order_acquire);
-  if (requested == acked_.load(std::memory_order_relaxed))
-    return false;
+  const uint64_t requested = requested_.load(std::memory_order_seq_cst);
+  if (requested == acked_.load(std::memory_order_relaxed)) return false;
   const uint64_t context = pending_context_.exchange(kNoContext, std::memory_order_acq_rel);
   if (context == kAllContexts) {
     tlb_.flush_all();
@@ -31,10 +30,10 @@ void ShootdownTarget::park() {
 void ShootdownTarget::resume() {
   // seq_cst pairs with request(): an initiator that saw us parked posted its
   // ticket before we load it below, so we flush for it.
+  // Store running, then load requested (seq_cst, in service()): a Dekker
+  // pair with request()'s fetch_add then running() load, so one of the two
+  // sees the other.
   running_.store(true, std::memory_order_seq_cst);
-  // Store running, then load requested: a Dekker pair with request()'s
-  // fetch_add then running() load, so one of the two sees the other.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   service();
 }
 
@@ -43,14 +42,11 @@ uint64_t ShootdownTarget::request(Eptp eptp) {
   uint64_t current = pending_context_.load(std::memory_order_relaxed);
   for (;;) {
     uint64_t next = wanted;
-    if (current != kNoContext && current != wanted)
-      next = kAllContexts;
-    if (pending_context_.compare_exchange_weak(current, next, std::memory_order_acq_rel))
-      break;
+    if (current != kNoContext && current != wanted) next = kAllContexts;
+    if (pending_context_.compare_exchange_weak(current, next, std::memory_order_acq_rel)) break;
   }
   const uint64_t ticket = requested_.fetch_add(1, std::memory_order_seq_cst) + 1;
-  if (kick_ && running())
-    kick_();
+  if (kick_ && running()) kick_();
   return ticket;
 }
 
@@ -65,18 +61,21 @@ void TargetWaiter::on_wait() {
   }
 }
 
-void ShootdownDomain::add(ShootdownTarget* target) {
+bool ShootdownDomain::add(ShootdownTarget* target) {
   std::lock_guard lock(membership_mutex_);
   const size_t count = count_.load(std::memory_order_relaxed);
   for (size_t i = 0; i < count; ++i) {
     if (targets_[i].load(std::memory_order_relaxed) == nullptr) {
       targets_[i].store(target, std::memory_order_release);
-      return;
+      members_.fetch_add(1, std::memory_order_relaxed);
+      return true;
     }
   }
-  assert(count < kMaxTargets);
+  if (count == kMaxTargets) return false;
   targets_[count].store(target, std::memory_order_release);
   count_.store(count + 1, std::memory_order_release);
+  members_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void ShootdownDomain::remove(ShootdownTarget* target) {
@@ -85,6 +84,7 @@ void ShootdownDomain::remove(ShootdownTarget* target) {
   for (size_t i = 0; i < count; ++i) {
     if (targets_[i].load(std::memory_order_relaxed) == target) {
       targets_[i].store(nullptr, std::memory_order_release);
+      members_.fetch_sub(1, std::memory_order_relaxed);
     }
   }
 }
@@ -117,11 +117,9 @@ ShootdownBatch::~ShootdownBatch() {
 
 InveptDone ShootdownBatch::wait(Waiter& waiter) {
   for (size_t i = 0; i < count_; ++i) {
-    if (tickets_[i] == 0)
-      continue;
+    if (tickets_[i] == 0) continue;
     ShootdownTarget* target = domain_->targets_[i].load(std::memory_order_acquire);
-    if (target == nullptr)
-      continue;  // left the domain: it caches nothing any more
+    if (target == nullptr) continue;  // left the domain: it caches nothing any more
     while (!target->acknowledged(tickets_[i]))
       waiter.on_wait();
   }

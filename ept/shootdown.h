@@ -100,15 +100,18 @@ class ShootdownDomain {
 
   // Members join before they run and leave after they stop; leave() must not
   // race with an initiator (the VM's vCPUs are stopped when it tears down).
-  void add(ShootdownTarget* target);
+  // Returns false when the domain is full.
+  [[nodiscard]] bool add(ShootdownTarget* target);
   void remove(ShootdownTarget* target);
-  size_t size() const { return count_.load(std::memory_order_acquire); }
+  // The members now.
+  size_t size() const { return members_.load(std::memory_order_relaxed); }
 
  private:
   friend class ShootdownBatch;
   std::mutex membership_mutex_;  // serializes add/remove only
   std::array<std::atomic<ShootdownTarget*>, kMaxTargets> targets_{};
   std::atomic<size_t> count_{0};  // slots [0, count_) may be in use
+  std::atomic<size_t> members_{0};
 };
 
 // One INVEPT across a domain. Requests go out when it is made; wait()

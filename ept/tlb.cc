@@ -4,8 +4,7 @@ namespace vmfork {
 
 uint8_t TranslationCache::context_for(Eptp eptp) {
   for (size_t i = 0; i < kContexts; ++i) {
-    if (contexts_[i].eptp == eptp)
-      return static_cast<uint8_t>(i);
+    if (contexts_[i].eptp == eptp) return static_cast<uint8_t>(i);
   }
   // Evict a context: bumping its generation invalidates all its entries.
   const uint8_t victim = next_victim_;
@@ -26,8 +25,7 @@ void TranslationCache::insert(Eptp eptp, Gfn gfn, FrameId frame, Access allowed)
 
 void TranslationCache::flush_context(Eptp eptp) {
   for (Context& context : contexts_) {
-    if (context.eptp == eptp)
-      ++context.generation;
+    if (context.eptp == eptp) ++context.generation;
   }
   ++flushes_;
 }

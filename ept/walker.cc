@@ -6,12 +6,9 @@ namespace {
 
 uint64_t access_qualification(Access requested) {
   uint64_t bits = 0;
-  if (allows(requested, Access::kRead))
-    bits |= exit_qualification::kDataRead;
-  if (allows(requested, Access::kWrite))
-    bits |= exit_qualification::kDataWrite;
-  if (allows(requested, Access::kExecute))
-    bits |= exit_qualification::kInstructionFetch;
+  if (allows(requested, Access::kRead)) bits |= exit_qualification::kDataRead;
+  if (allows(requested, Access::kWrite)) bits |= exit_qualification::kDataWrite;
+  if (allows(requested, Access::kExecute)) bits |= exit_qualification::kInstructionFetch;
   return bits;
 }
 
@@ -47,8 +44,7 @@ WalkResult ept_walk(const TableMemory& memory, FrameId root, Gfn gfn, Access req
     }
     allowed = allowed & entry.access();
     if (level == 1) {
-      if (!allows(allowed, requested))
-        return violation(requested, allowed, level);
+      if (!allows(allowed, requested)) return violation(requested, allowed, level);
       return WalkResult{WalkResult::Kind::kTranslation, entry.frame(), allowed, 0, level};
     }
     if (entry.large_page()) {

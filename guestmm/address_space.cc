@@ -28,8 +28,7 @@ Result<void> AddressSpace::check_range(Gpa gpa, uint64_t bytes) const {
 Result<FrameId> AddressSpace::frame_for(Gfn gfn, Access access) {
   for (;;) {
     const WalkResult walk = memory_.tree().walk(root_, gfn, access);
-    if (walk.ok())
-      return walk.frame;
+    if (walk.ok()) return walk.frame;
     if (walk.kind == WalkResult::Kind::kMisconfiguration) {
       return make_error(ErrorCode::kMisconfigured, "EPT misconfiguration in " + name_);
     }
@@ -40,8 +39,7 @@ Result<FrameId> AddressSpace::frame_for(Gfn gfn, Access access) {
 }
 
 Result<void> AddressSpace::read(Gpa gpa, std::span<std::byte> out) const {
-  if (Result<void> in_range = check_range(gpa, out.size()); !in_range)
-    return in_range;
+  if (Result<void> in_range = check_range(gpa, out.size()); !in_range) return in_range;
   size_t done = 0;
   while (done < out.size()) {
     const Gpa at = gpa + done;
@@ -58,15 +56,13 @@ Result<void> AddressSpace::read(Gpa gpa, std::span<std::byte> out) const {
 }
 
 Result<void> AddressSpace::write(Gpa gpa, std::span<const std::byte> data) {
-  if (Result<void> in_range = check_range(gpa, data.size()); !in_range)
-    return in_range;
+  if (Result<void> in_range = check_range(gpa, data.size()); !in_range) return in_range;
   size_t done = 0;
   while (done < data.size()) {
     const Gpa at = gpa + done;
     const size_t chunk = std::min<size_t>(data.size() - done, kPageSize - at.page_offset());
     Result<FrameId> frame = frame_for(at.gfn(), Access::kWrite);
-    if (!frame)
-      return frame.error();
+    if (!frame) return frame.error();
     std::memcpy(memory_.frame_data(*frame) + at.page_offset(), data.data() + done, chunk);
     done += chunk;
   }
@@ -74,20 +70,18 @@ Result<void> AddressSpace::write(Gpa gpa, std::span<const std::byte> data) {
 }
 
 Result<void> AddressSpace::populate(Gpa gpa, uint64_t bytes) {
-  if (Result<void> in_range = check_range(gpa, bytes); !in_range)
-    return in_range;
+  if (Result<void> in_range = check_range(gpa, bytes); !in_range) return in_range;
+  if (bytes == 0) return Ok{};
   const uint64_t first = gpa.gfn().value();
   const uint64_t end = (gpa.value() + bytes + kPageSize - 1) >> kPageShift;
   for (uint64_t gfn = first; gfn < end; ++gfn) {
     Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes);
-    if (!frame)
-      return frame.error();
+    if (!frame) return frame.error();
     Result<void> mapped =
         memory_.tree().map(root_, Gfn(gfn), *frame, Access::kAll, HostWaiter::instance());
     if (!mapped) {
       memory_.tree().release_entry(EptEntry::leaf(*frame, Access::kAll), 1);
-      if (mapped.error().code != ErrorCode::kAlreadyMapped)
-        return mapped;
+      if (mapped.error().code != ErrorCode::kAlreadyMapped) return mapped;
     }
   }
   return Ok{};
@@ -104,8 +98,7 @@ void AddressSpace::flush_vcpus() {
 
 Result<std::unique_ptr<AddressSpace>> AddressSpace::clone(std::string name) {
   Result<FrameId> root = memory_.tree().clone(root_);
-  if (!root)
-    return root.error();
+  if (!root) return root.error();
   flush_vcpus();
   return std::unique_ptr<AddressSpace>(
       new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
@@ -113,8 +106,7 @@ Result<std::unique_ptr<AddressSpace>> AddressSpace::clone(std::string name) {
 
 Result<std::unique_ptr<MemorySnapshot>> AddressSpace::snapshot(std::string name) {
   Result<FrameId> root = memory_.tree().clone(root_);
-  if (!root)
-    return root.error();
+  if (!root) return root.error();
   flush_vcpus();
   return std::unique_ptr<MemorySnapshot>(
       new MemorySnapshot(memory_, std::move(name), ram_bytes_, *root));

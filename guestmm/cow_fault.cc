@@ -16,22 +16,19 @@ Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) 
     return make_error(ErrorCode::kOutsideRam, "access outside the RAM of " + name_);
   }
   counters_.faults.fetch_add(1, std::memory_order_relaxed);
-  if (allows(access, Access::kWrite))
-    return handle_write_fault(gpa.gfn(), waiter);
+  if (allows(access, Access::kWrite)) return handle_write_fault(gpa.gfn(), waiter);
 
   // A read or fetch is refused only where nothing is mapped yet.
   Result<std::atomic<uint64_t>*> slot =
       memory_.tree().unshare_path(root_, gpa.gfn(), MissingTables::kAllocate, waiter);
-  if (!slot)
-    return slot.error();
+  if (!slot) return slot.error();
   LeafLock leaf(**slot, waiter);
   if (leaf.entry().present()) {
     counters_.already_resolved.fetch_add(1, std::memory_order_relaxed);
     return Ok{};
   }
   Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes);
-  if (!frame)
-    return frame.error();
+  if (!frame) return frame.error();
   leaf.install(EptEntry::leaf(*frame, Access::kAll));
   counters_.demand_zero.fetch_add(1, std::memory_order_relaxed);
   return Ok{};
@@ -45,8 +42,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   //    unsharing never changes what a leaf points at.
   Result<std::atomic<uint64_t>*> slot =
       tree.unshare_path(root_, gfn, MissingTables::kAllocate, waiter);
-  if (!slot)
-    return slot.error();
+  if (!slot) return slot.error();
 
   // 2. Take G's leaf lock and re-read the leaf.
   LeafLock leaf(**slot, waiter);
@@ -55,8 +51,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
     // Never touched: a zeroed frame of our own, writable at once (no vCPU
     // can have cached a translation of a page that was not present).
     Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes);
-    if (!frame)
-      return frame.error();
+    if (!frame) return frame.error();
     leaf.install(EptEntry::leaf(*frame, Access::kAll));
     counters_.demand_zero.fetch_add(1, std::memory_order_relaxed);
     return Ok{};
@@ -85,14 +80,11 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
 #ifdef VMFORK_TESTING
   const ProtocolTestHooks& hooks = memory_.test_hooks();
   const bool eager_release = hooks.variant == ProtocolVariant::kEagerRelease;
-  if (eager_release)
-    tree.release_entry(entry, 1);  // weakened: the first race
-  if (hooks.before_copy)
-    hooks.before_copy();
+  if (eager_release) tree.release_entry(entry, 1);  // weakened: the first race
+  if (hooks.before_copy) hooks.before_copy();
 #endif
   Result<FrameId> copy = memory_.allocate_data(Zeroed::kNo);
-  if (!copy)
-    return copy.error();
+  if (!copy) return copy.error();
   copy_frame(memory_.frame_data(*copy), memory_.frame_data(old_frame));
   counters_.copies.fetch_add(1, std::memory_order_relaxed);
 
@@ -100,8 +92,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
 #ifdef VMFORK_TESTING
   if (hooks.variant == ProtocolVariant::kSingleStage) {
     leaf.remap_writable_for_testing(*copy);  // weakened: the second race
-    if (hooks.after_publish)
-      hooks.after_publish();
+    if (hooks.after_publish) hooks.after_publish();
     ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
     (void)batch.wait(waiter);
     counters_.shootdowns.fetch_add(1, std::memory_order_relaxed);
@@ -111,8 +102,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
 #endif
   leaf.remap_read_only(*copy);
 #ifdef VMFORK_TESTING
-  if (hooks.after_publish)
-    hooks.after_publish();
+  if (hooks.after_publish) hooks.after_publish();
 #endif
 
   // 6. INVEPT, single-context for our EPTP, on every vCPU of this space;
@@ -128,8 +118,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   // 8. Release our reference on F (reclaimed once nobody can reach it); the
   //    leaf unlocks when `leaf` goes out of scope.
 #ifdef VMFORK_TESTING
-  if (eager_release)
-    return Ok{};
+  if (eager_release) return Ok{};
 #endif
   tree.release_entry(entry, 1);
   return Ok{};

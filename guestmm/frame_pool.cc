@@ -41,8 +41,7 @@ Result<std::unique_ptr<FramePool>> FramePool::create(const FramePoolOptions& opt
   }
   std::unique_ptr<FramePool> pool(new FramePool(fd, std::move(*mapping), frames, options));
   Result<HostMapping> next = HostMapping::anonymous(frames * sizeof(uint32_t));
-  if (!next)
-    return next.error();
+  if (!next) return next.error();
   pool->free_next_ = std::move(*next);
   if (options.populate == Populate::kAhead) {
     pool->populator_ = std::thread([p = pool.get()] { p->populate_loop(); });
@@ -72,8 +71,7 @@ std::optional<FrameId> FramePool::pop_free() {
   uint64_t head = free_head_.load(std::memory_order_acquire);
   for (;;) {
     const uint64_t index_plus_one = head & kIndexMask;
-    if (index_plus_one == 0)
-      return std::nullopt;
+    if (index_plus_one == 0) return std::nullopt;
     // Reading a stale `next` is harmless: the tag makes the CAS fail.
     const uint64_t successor = next[index_plus_one - 1].load(std::memory_order_relaxed);
     const uint64_t tagged = ((head >> 32) + 1) << 32 | successor;
@@ -101,8 +99,7 @@ void FramePool::release(FrameId frame) {
 
 Result<FrameId> FramePool::allocate(Zeroed zeroed) {
   if (std::optional<FrameId> recycled = pop_free()) {
-    if (zeroed == Zeroed::kYes)
-      std::memset(data(*recycled), 0, kPageSize);
+    if (zeroed == Zeroed::kYes) std::memset(data(*recycled), 0, kPageSize);
     return *recycled;
   }
   const uint64_t index = next_fresh_.fetch_add(1, std::memory_order_relaxed);

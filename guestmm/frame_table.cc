@@ -4,8 +4,7 @@ namespace vmfork {
 
 Result<FrameTable> FrameTable::create(uint64_t frames) {
   Result<HostMapping> words = HostMapping::anonymous(frames * sizeof(uint64_t));
-  if (!words)
-    return words.error();
+  if (!words) return words.error();
   return FrameTable(std::move(*words), frames);
 }
 

@@ -21,17 +21,14 @@ Result<std::unique_ptr<GuestMemory>> GuestMemory::create(const GuestMemoryOption
   pool_options.capacity_bytes = options.pool_bytes;
   pool_options.populate = options.populate;
   Result<std::unique_ptr<FramePool>> pool = FramePool::create(pool_options);
-  if (!pool)
-    return pool.error();
+  if (!pool) return pool.error();
   const uint64_t frames = (*pool)->capacity_frames();
   Result<FrameTable> table = FrameTable::create(frames);
-  if (!table)
-    return table.error();
+  if (!table) return table.error();
   FramePool* raw_pool = pool->get();
   Result<Reclaimer> reclaimer =
       Reclaimer::create(frames, [raw_pool](FrameId frame, FrameKind) { raw_pool->release(frame); });
-  if (!reclaimer)
-    return reclaimer.error();
+  if (!reclaimer) return reclaimer.error();
   return std::unique_ptr<GuestMemory>(
       new GuestMemory(std::move(*pool), std::move(*table), std::move(*reclaimer)));
 }
@@ -51,22 +48,19 @@ Result<std::unique_ptr<AddressSpace>> GuestMemory::create_space(std::string name
                       "guest RAM must be a non-zero multiple of 4 KiB below 256 TiB");
   }
   Result<FrameId> root = tree_.create_root();
-  if (!root)
-    return root.error();
+  if (!root) return root.error();
   return std::unique_ptr<AddressSpace>(new AddressSpace(*this, std::move(name), ram_bytes, *root));
 }
 
 Result<FrameId> GuestMemory::allocate(FrameKind kind, Zeroed zeroed) {
-  if (pool_->free_list_empty() && reclaimer_.pending() >= kCollectBatch)
-    reclaimer_.collect();
+  if (pool_->free_list_empty() && reclaimer_.pending() >= kCollectBatch) reclaimer_.collect();
   Result<FrameId> frame = pool_->allocate(zeroed);
   for (int attempt = 0;
        !frame && reclaimer_.pending() > 0 && attempt < kCollectAttemptsWhenExhausted; ++attempt) {
     reclaimer_.collect();
     frame = pool_->allocate(zeroed);
   }
-  if (!frame)
-    return frame;
+  if (!frame) return frame;
   frame_table_.set_allocated(*frame);
   (kind == FrameKind::kData ? data_frames_ : table_frames_).fetch_add(1, std::memory_order_relaxed);
   return frame;
@@ -131,13 +125,11 @@ Result<void> GuestMemory::verify_references() const {
   std::unordered_set<uint64_t> data;
   // Counts the references held by each distinct table's entries once.
   auto visit = [&](auto& self, FrameId table, int level) -> void {
-    if (!tables.insert(table.index()).second)
-      return;
+    if (!tables.insert(table.index()).second) return;
     std::atomic<uint64_t>* slots = entries(table);
     for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
       const EptEntry entry(slots[i].load(std::memory_order_acquire));
-      if (!entry.present())
-        continue;
+      if (!entry.present()) continue;
       ++expected[entry.frame().index()];
       if (level == 1) {
         data.insert(entry.frame().index());
@@ -185,8 +177,7 @@ SpaceAccounting account_tree(const GuestMemory& memory, FrameId root) {
     std::atomic<uint64_t>* slots = memory.entries(frame);
     for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
       const EptEntry entry(slots[i].load(std::memory_order_acquire));
-      if (entry.present())
-        self(self, entry.frame(), level - 1, exclusive);
+      if (entry.present()) self(self, entry.frame(), level - 1, exclusive);
     }
   };
   visit(visit, root, kEptLevels, true);

@@ -18,22 +18,19 @@ Result<HostMapping> failed(const char* what, uint64_t bytes) {
 Result<HostMapping> HostMapping::anonymous(uint64_t bytes) {
   void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (base == MAP_FAILED)
-    return failed("anonymous mmap", bytes);
+  if (base == MAP_FAILED) return failed("anonymous mmap", bytes);
   return HostMapping(static_cast<std::byte*>(base), bytes);
 }
 
 Result<HostMapping> HostMapping::shared_file(int fd, uint64_t bytes) {
   void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-  if (base == MAP_FAILED)
-    return failed("shared mmap", bytes);
+  if (base == MAP_FAILED) return failed("shared mmap", bytes);
   return HostMapping(static_cast<std::byte*>(base), bytes);
 }
 
 HostMapping& HostMapping::operator=(HostMapping&& other) noexcept {
   if (this != &other) {
-    if (base_ != nullptr)
-      munmap(base_, bytes_);
+    if (base_ != nullptr) munmap(base_, bytes_);
     base_ = std::exchange(other.base_, nullptr);
     bytes_ = std::exchange(other.bytes_, 0);
   }
@@ -41,8 +38,7 @@ HostMapping& HostMapping::operator=(HostMapping&& other) noexcept {
 }
 
 HostMapping::~HostMapping() {
-  if (base_ != nullptr)
-    munmap(base_, bytes_);
+  if (base_ != nullptr) munmap(base_, bytes_);
 }
 
 }  // namespace vmfork

@@ -7,8 +7,7 @@ namespace vmfork {
 Result<Reclaimer> Reclaimer::create(uint64_t frames,
                                     std::function<void(FrameId, FrameKind)> release) {
   Result<HostMapping> links = HostMapping::anonymous(frames * sizeof(Link));
-  if (!links)
-    return links.error();
+  if (!links) return links.error();
   return Reclaimer(std::move(*links), std::move(release));
 }
 
@@ -53,22 +52,19 @@ void Reclaimer::retire(FrameId frame, FrameKind kind) {
 
 uint64_t Reclaimer::collect() {
   std::unique_lock lock(collect_mutex_, std::try_to_lock);
-  if (!lock.owns_lock())
-    return 0;
+  if (!lock.owns_lock()) return 0;
 
   uint64_t epoch = epoch_.load(std::memory_order_seq_cst);
   bool everyone_current = true;
   for (const Participant& participant : participants_) {
-    if (!participant.in_use.load(std::memory_order_acquire))
-      continue;
+    if (!participant.in_use.load(std::memory_order_acquire)) continue;
     const uint64_t announced = participant.announced.load(std::memory_order_acquire);
     if (announced != kOffline && announced != epoch) {
       everyone_current = false;
       break;
     }
   }
-  if (everyone_current && epoch_.compare_exchange_strong(epoch, epoch + 1))
-    ++epoch;
+  if (everyone_current && epoch_.compare_exchange_strong(epoch, epoch + 1)) ++epoch;
 
   // Take the whole list; put back what must wait longer. Pushes racing with
   // this land on the new list.

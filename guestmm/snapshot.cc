@@ -20,8 +20,7 @@ Result<std::unique_ptr<AddressSpace>> MemorySnapshot::spawn(std::string name) co
   // The snapshot's root entries are already read-only and no vCPU runs on
   // it, so cloning it needs no flush.
   Result<FrameId> root = memory_.tree().clone(root_);
-  if (!root)
-    return root.error();
+  if (!root) return root.error();
   return std::unique_ptr<AddressSpace>(
       new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
 }

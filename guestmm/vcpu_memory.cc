@@ -7,20 +7,19 @@ Result<std::unique_ptr<VcpuMemory>> VcpuMemory::create(AddressSpace& space) {
   if (participant == nullptr) {
     return make_error(ErrorCode::kInvalidArgument, "too many vCPUs for reclamation");
   }
-  if (space.vcpus().size() >= ShootdownDomain::kMaxTargets) {
-    space.memory().reclaimer().leave(participant);
+  std::unique_ptr<VcpuMemory> vcpu(new VcpuMemory(space, participant));
+  if (!space.vcpus().add(&vcpu->target_)) {
+    vcpu->joined_domain_ = false;
     return make_error(ErrorCode::kInvalidArgument, "too many vCPUs in " + space.name());
   }
-  return std::unique_ptr<VcpuMemory>(new VcpuMemory(space, participant));
+  return vcpu;
 }
 
 VcpuMemory::VcpuMemory(AddressSpace& space, Reclaimer::Participant* participant)
-    : space_(space), memory_(space.memory()), eptp_(space.eptp()), participant_(participant) {
-  space_.vcpus().add(&target_);
-}
+    : space_(space), memory_(space.memory()), eptp_(space.eptp()), participant_(participant) {}
 
 VcpuMemory::~VcpuMemory() {
-  space_.vcpus().remove(&target_);
+  if (joined_domain_) space_.vcpus().remove(&target_);
   memory_.reclaimer().leave(participant_);
 }
 
@@ -38,8 +37,7 @@ Result<std::byte*> VcpuMemory::translate_slow(Gpa gpa, Access access) {
     if (walk.kind == WalkResult::Kind::kMisconfiguration) {
       return make_error(ErrorCode::kMisconfigured, "EPT misconfiguration in " + space_.name());
     }
-    if (Result<void> fixed = space_.handle_fault(gpa, access, *this); !fixed)
-      return fixed.error();
+    if (Result<void> fixed = space_.handle_fault(gpa, access, *this); !fixed) return fixed.error();
   }
 }
 

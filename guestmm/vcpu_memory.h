@@ -31,8 +31,7 @@ class VcpuMemory final : public Waiter {
   // The per-basic-block check: service pending shootdowns, pass a quiescent
   // point.
   void check() {
-    if (target_.pending())
-      target_.service();
+    if (target_.pending()) target_.service();
     memory_.reclaimer().quiescent(*participant_);
   }
 
@@ -69,6 +68,7 @@ class VcpuMemory final : public Waiter {
   ShootdownTarget target_{tlb_};
   TargetWaiter waiter_{target_};
   Reclaimer::Participant* participant_;
+  bool joined_domain_ = true;
 };
 
 }  // namespace vmfork

@@ -104,7 +104,7 @@ void run_vcpu_threads(int count, const std::function<void(int)>& body) {
 TEST(ShootdownConcurrencyTest, RunningTargetThatServicesIsFlushedAndAcknowledges) {
   Vcpu vcpu;
   ShootdownDomain domain;
-  domain.add(&vcpu.target);
+  EXPECT_TRUE(domain.add(&vcpu.target));
   std::atomic<bool> cached{false};
   std::thread vcpu_thread([&] {
     vcpu.cache(kEptp);
@@ -128,7 +128,7 @@ TEST(ShootdownConcurrencyTest, RunningTargetThatServicesIsFlushedAndAcknowledges
 TEST(ShootdownConcurrencyTest, InitiatorWaitsUntilADelayedTargetAcknowledges) {
   Vcpu vcpu;
   ShootdownDomain domain;
-  domain.add(&vcpu.target);
+  EXPECT_TRUE(domain.add(&vcpu.target));
   std::atomic<bool> servicing{false};
   std::thread vcpu_thread([&] {
     vcpu.cache(kEptp);
@@ -150,7 +150,7 @@ TEST(ShootdownConcurrencyTest, InitiatorWaitsUntilADelayedTargetAcknowledges) {
 TEST(ShootdownConcurrencyTest, ParkedTargetIsAcknowledgedOnItsBehalf) {
   Vcpu vcpu;
   ShootdownDomain domain;
-  domain.add(&vcpu.target);
+  EXPECT_TRUE(domain.add(&vcpu.target));
   std::atomic<bool> parked{false};
   std::atomic<bool> may_resume{false};
   std::thread vcpu_thread([&] {
@@ -171,7 +171,7 @@ TEST(ShootdownConcurrencyTest, ParkedTargetIsAcknowledgedOnItsBehalf) {
 TEST(ShootdownConcurrencyTest, ResumeFlushesWhatWasRequestedWhileParked) {
   Vcpu vcpu;
   ShootdownDomain domain;
-  domain.add(&vcpu.target);
+  EXPECT_TRUE(domain.add(&vcpu.target));
   std::atomic<bool> parked{false};
   std::atomic<bool> may_resume{false};
   std::thread vcpu_thread([&] {
@@ -195,7 +195,7 @@ TEST(ShootdownConcurrencyTest, ResumeFlushesWhatWasRequestedWhileParked) {
 TEST(ShootdownConcurrencyTest, AllContextFlushesEveryContext) {
   Vcpu vcpu;
   ShootdownDomain domain;
-  domain.add(&vcpu.target);
+  EXPECT_TRUE(domain.add(&vcpu.target));
   std::atomic<bool> cached{false};
   std::thread vcpu_thread([&] {
     for (uint64_t i = 0; i < TranslationCache::kContexts; ++i) {
@@ -221,7 +221,7 @@ TEST(ShootdownConcurrencyTest, EveryTargetOfTheDomainIsFlushed) {
   std::array<Vcpu, kVcpus> vcpus;
   ShootdownDomain domain;
   for (Vcpu& vcpu : vcpus) {
-    domain.add(&vcpu.target);
+    EXPECT_TRUE(domain.add(&vcpu.target));
   }
   SpinBarrier barrier(kVcpus + 1);
   HostWaiter initiator;
@@ -253,7 +253,7 @@ TEST(ShootdownConcurrencyTest, TwoVcpusShootingEachOtherDownBothFinish) {
   std::array<Vcpu, 2> vcpus;
   ShootdownDomain domain;
   for (Vcpu& vcpu : vcpus) {
-    domain.add(&vcpu.target);
+    EXPECT_TRUE(domain.add(&vcpu.target));
   }
   SpinBarrier barrier(2);
   std::array<int, 2> rounds_done{};
@@ -290,7 +290,7 @@ TEST(ShootdownConcurrencyTest, AVcpuWaitingForALeafLockKeepsServicingShootdowns)
   std::array<Vcpu, 2> vcpus;
   ShootdownDomain domain;
   for (Vcpu& vcpu : vcpus) {
-    domain.add(&vcpu.target);
+    EXPECT_TRUE(domain.add(&vcpu.target));
   }
   SpinBarrier barrier(2);
   std::atomic<uint64_t> slot{EptEntry::leaf(kFrame, Access::kAll).raw()};
@@ -344,7 +344,7 @@ TEST(ShootdownConcurrencyTest, KickRunsForARunningTarget) {
   std::atomic<int> kicks{0};
   vcpu.target.set_kick([&] { kicks.fetch_add(1, std::memory_order_release); });
   ShootdownDomain domain;
-  domain.add(&vcpu.target);
+  EXPECT_TRUE(domain.add(&vcpu.target));
   std::thread vcpu_thread([&] {
     // A vCPU that does not poll: it looks only when kicked.
     while (kicks.load(std::memory_order_acquire) == 0) {
@@ -362,8 +362,8 @@ TEST(ShootdownConcurrencyTest, RemovedTargetIsSkipped) {
   Vcpu serviced;
   Vcpu removed;  // running, but never services
   ShootdownDomain domain;
-  domain.add(&serviced.target);
-  domain.add(&removed.target);
+  EXPECT_TRUE(domain.add(&serviced.target));
+  EXPECT_TRUE(domain.add(&removed.target));
   domain.remove(&removed.target);
   std::atomic<bool> stop{false};
   std::thread vcpu_thread([&] {
@@ -383,7 +383,7 @@ TEST(ShootdownConcurrencyTest, RemovedTargetIsSkipped) {
 TEST(ShootdownConcurrencyTest, TargetRemovedAfterTheRequestIsNotWaitedFor) {
   Vcpu leaving;  // running, but never services
   ShootdownDomain domain;
-  domain.add(&leaving.target);
+  EXPECT_TRUE(domain.add(&leaving.target));
   ShootdownBatch batch = ShootdownBatch::single_context(domain, kEptp);
   domain.remove(&leaving.target);
   std::thread waiter_thread([&] { batch.wait(HostWaiter::instance()); });

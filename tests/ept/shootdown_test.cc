@@ -51,7 +51,7 @@ TEST_F(ShootdownTest, NothingIsPendingAtFirst) {
 }
 
 TEST_F(ShootdownTest, ARequestIsPendingUntilServiced) {
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   ShootdownBatch batch = ShootdownBatch::single_context(domain_, kEptpA);
   EXPECT_TRUE(vcpu_.target.pending());
   EXPECT_TRUE(vcpu_.target.service());
@@ -62,7 +62,7 @@ TEST_F(ShootdownTest, ARequestIsPendingUntilServiced) {
 }
 
 TEST_F(ShootdownTest, SingleContextFlushesOnlyThatEptp) {
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   vcpu_.cache(kEptpA);
   vcpu_.cache(kEptpB, kGfn + 1);
   ShootdownBatch batch = ShootdownBatch::single_context(domain_, kEptpA);
@@ -73,7 +73,7 @@ TEST_F(ShootdownTest, SingleContextFlushesOnlyThatEptp) {
 }
 
 TEST_F(ShootdownTest, RequestsForTwoContextsBeforeAServiceFlushBoth) {
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   vcpu_.cache(kEptpA);
   vcpu_.cache(kEptpB, kGfn + 1);
   ShootdownBatch first = ShootdownBatch::single_context(domain_, kEptpA);
@@ -87,7 +87,7 @@ TEST_F(ShootdownTest, RequestsForTwoContextsBeforeAServiceFlushBoth) {
 }
 
 TEST_F(ShootdownTest, TwoRequestsForOneContextStaySingleContext) {
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   vcpu_.cache(kEptpA);
   vcpu_.cache(kEptpC, kGfn + 1);
   ShootdownBatch first = ShootdownBatch::single_context(domain_, kEptpA);
@@ -100,7 +100,7 @@ TEST_F(ShootdownTest, TwoRequestsForOneContextStaySingleContext) {
 }
 
 TEST_F(ShootdownTest, ServicingFlushesTheTranslationCacheOncePerService) {
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   ShootdownBatch batch = ShootdownBatch::single_context(domain_, kEptpA);
   ASSERT_TRUE(vcpu_.target.service());
   EXPECT_EQ(vcpu_.tlb->flushes(), 1u)
@@ -109,7 +109,7 @@ TEST_F(ShootdownTest, ServicingFlushesTheTranslationCacheOncePerService) {
 }
 
 TEST_F(ShootdownTest, TargetWaiterServicesItsOwnTarget) {
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   vcpu_.cache(kEptpA);
   ShootdownBatch batch = ShootdownBatch::single_context(domain_, kEptpA);
   TargetWaiter waiter(vcpu_.target);
@@ -120,7 +120,7 @@ TEST_F(ShootdownTest, TargetWaiterServicesItsOwnTarget) {
 }
 
 TEST_F(ShootdownTest, AVcpuShootingItselfDownFinishesWithATargetWaiter) {
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   vcpu_.cache(kEptpA);
   ShootdownBatch batch = ShootdownBatch::single_context(domain_, kEptpA);
   TargetWaiter waiter(vcpu_.target);
@@ -137,7 +137,7 @@ TEST_F(ShootdownTest, BatchOverAnEmptyDomainCompletesAtOnce) {
 TEST_F(ShootdownTest, ParkedTargetIsNotKicked) {
   int kicks = 0;
   vcpu_.target.set_kick([&] { ++kicks; });
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   vcpu_.target.park();
   ShootdownBatch batch = ShootdownBatch::single_context(domain_, kEptpA);
   batch.wait(waiter_);
@@ -146,7 +146,7 @@ TEST_F(ShootdownTest, ParkedTargetIsNotKicked) {
 }
 
 TEST_F(ShootdownTest, ParkedTargetFlushesOnResume) {
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   vcpu_.cache(kEptpA);
   vcpu_.target.park();
   EXPECT_FALSE(vcpu_.target.running());
@@ -161,9 +161,9 @@ TEST_F(ShootdownTest, ParkedTargetFlushesOnResume) {
 
 TEST_F(ShootdownTest, ATargetAddedToAFreedSlotGetsRequests) {
   Vcpu other;
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   domain_.remove(&vcpu_.target);
-  domain_.add(&other.target);
+  EXPECT_TRUE(domain_.add(&other.target));
   EXPECT_EQ(domain_.size(), 1u) << "the freed slot is reused";
   ShootdownBatch batch = ShootdownBatch::single_context(domain_, kEptpA);
   EXPECT_FALSE(vcpu_.target.pending());
@@ -173,7 +173,7 @@ TEST_F(ShootdownTest, ATargetAddedToAFreedSlotGetsRequests) {
 }
 
 TEST_F(ShootdownTest, AMovedFromBatchNeedsNoWait) {
-  domain_.add(&vcpu_.target);
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
   ShootdownBatch first = ShootdownBatch::single_context(domain_, kEptpA);
   ShootdownBatch second(std::move(first));
   ASSERT_TRUE(vcpu_.target.service());

@@ -50,8 +50,7 @@ bool v_saw_w_write(ProtocolVariant variant) {
   ProtocolTestHooks& hooks = (*memory)->test_hooks();
   hooks.variant = variant;
   hooks.before_copy = [&] {
-    if (std::this_thread::get_id() != v_thread_id.load())
-      return;
+    if (std::this_thread::get_id() != v_thread_id.load()) return;
     v_deciding.store(true, std::memory_order_release);
     wait_for_flag(w_wrote, std::chrono::milliseconds(2));
   };
@@ -63,8 +62,7 @@ bool v_saw_w_write(ProtocolVariant variant) {
     start.arrive_and_wait();
     guest_store(**vcpu_v, kPage, kVValue);  // faults: copy F
     for (uint64_t i = 1; i < kWordsPerPage; ++i) {
-      if (guest_load(**vcpu_v, kPage + i * 8) != kOriginalValue)
-        torn = true;
+      if (guest_load(**vcpu_v, kPage + i * 8) != kOriginalValue) torn = true;
     }
     (*vcpu_v)->park();
   });
@@ -92,8 +90,7 @@ TEST(EagerReleaseRace, DelayedReleaseNeverCopiesATornPage) {
   const int attempts = 200 / kSanitizerSlowdown;
   int torn = 0;
   for (int attempt = 0; attempt < attempts; ++attempt) {
-    if (v_saw_w_write(ProtocolVariant::kCorrect))
-      ++torn;
+    if (v_saw_w_write(ProtocolVariant::kCorrect)) ++torn;
   }
   EXPECT_EQ(torn, 0) << "torn copies in " << attempts << " attempts with the real protocol";
 }

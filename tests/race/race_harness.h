@@ -53,8 +53,7 @@ inline void guest_store(VcpuMemory& vcpu, Gpa gpa, uint64_t value) {
 inline uint64_t guest_load(VcpuMemory& vcpu, Gpa gpa) {
   Result<std::byte*> host = vcpu.translate(gpa, Access::kRead);
   EXPECT_TRUE(host.ok());
-  if (!host.ok())
-    return ~uint64_t{0};
+  if (!host.ok()) return ~uint64_t{0};
   return __atomic_load_n(reinterpret_cast<const uint64_t*>(*host), __ATOMIC_RELAXED);
 }
 
@@ -63,10 +62,8 @@ inline bool wait_for_flag(const std::atomic<bool>& flag, std::chrono::microsecon
                           VcpuMemory* vcpu = nullptr) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!flag.load(std::memory_order_acquire)) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    if (vcpu != nullptr)
-      vcpu->check();
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    if (vcpu != nullptr) vcpu->check();
     std::this_thread::yield();  // the thread we wait for may need this core
   }
   return true;

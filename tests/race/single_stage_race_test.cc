@@ -47,8 +47,7 @@ bool c_read_stale_value(ProtocolVariant variant) {
   ProtocolTestHooks& hooks = (*memory)->test_hooks();
   hooks.variant = variant;
   hooks.after_publish = [&] {
-    if (std::this_thread::get_id() != a_thread_id.load())
-      return;
+    if (std::this_thread::get_id() != a_thread_id.load()) return;
     // Give B the chance to write before the shootdown goes out. With the
     // real protocol B cannot (it waits on our leaf lock): time out.
     published.store(true, std::memory_order_release);
@@ -95,8 +94,7 @@ TEST(SingleStageRace, TwoStageNeverShowsAStaleValueAfterAWriteCompleted) {
   const int attempts = 200 / kSanitizerSlowdown;
   int stale = 0;
   for (int attempt = 0; attempt < attempts; ++attempt) {
-    if (c_read_stale_value(ProtocolVariant::kCorrect))
-      ++stale;
+    if (c_read_stale_value(ProtocolVariant::kCorrect)) ++stale;
   }
   EXPECT_EQ(stale, 0) << "stale reads in " << attempts << " attempts with the real protocol";
 }
