@@ -32,8 +32,8 @@ class TableLock {
 
 }  // namespace
 
-Result<FrameId> EptTree::create_root() {
-  return memory_.allocate_table();
+Result<FrameId> EptTree::create_root(Waiter& waiter) {
+  return memory_.allocate_table(waiter);
 }
 
 Result<std::atomic<uint64_t>*> EptTree::unshare_path(FrameId root, Gfn gfn, MissingTables missing,
@@ -54,12 +54,12 @@ Result<std::atomic<uint64_t>*> EptTree::unshare_path(FrameId root, Gfn gfn, Miss
         if (missing == MissingTables::kFail) {
           return make_error(ErrorCode::kNotMapped, "no table on the path");
         }
-        Result<FrameId> child = memory_.allocate_table();
+        Result<FrameId> child = memory_.allocate_table(waiter);
         if (!child) return child.error();
         entry = EptEntry::table(*child, Access::kAll);
         slot.store(entry.raw(), std::memory_order_release);
       } else if (!entry.writable()) {
-        if (Result<void> done = unshare_child_locked(slot, entry, level - 1); !done) {
+        if (Result<void> done = unshare_child_locked(slot, entry, level - 1, waiter); !done) {
           return done.error();
         }
         entry = EptEntry(slot.load(std::memory_order_acquire));
@@ -71,7 +71,7 @@ Result<std::atomic<uint64_t>*> EptTree::unshare_path(FrameId root, Gfn gfn, Miss
 }
 
 Result<void> EptTree::unshare_child_locked(std::atomic<uint64_t>& slot, EptEntry entry,
-                                           int child_level) {
+                                           int child_level, Waiter& waiter) {
   const FrameId child = entry.frame();
   std::atomic<uint64_t>* child_entries = memory_.entries(child);
   constexpr uint64_t kClear = EptEntry::kWrite | EptEntry::kSoftwareLock;
@@ -93,7 +93,7 @@ Result<void> EptTree::unshare_child_locked(std::atomic<uint64_t>& slot, EptEntry
   // Shared: copy it. The copy takes its references on the children before the
   // old table's reference is dropped, so no child is ever briefly unowned,
   // and its entries lose W: the protection moves one level down.
-  Result<FrameId> copy = memory_.allocate_table();
+  Result<FrameId> copy = memory_.allocate_table(waiter);
   if (!copy) return copy.error();
   std::atomic<uint64_t>* copy_entries = memory_.entries(*copy);
   for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
@@ -136,12 +136,12 @@ Result<void> EptTree::map(FrameId root, Gfn gfn, FrameId frame, Access access, W
   return Ok{};
 }
 
-Result<FrameId> EptTree::clone(FrameId root) {
-  Result<FrameId> copy = memory_.allocate_table();
+Result<FrameId> EptTree::clone(FrameId root, Waiter& waiter) {
+  Result<FrameId> copy = memory_.allocate_table(waiter);
   if (!copy) return copy;
   std::atomic<uint64_t>* source = memory_.entries(root);
   std::atomic<uint64_t>* target = memory_.entries(*copy);
-  TableLock lock(memory_, root, kEptLevels, HostWaiter::instance());
+  TableLock lock(memory_, root, kEptLevels, waiter);
   for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
     const EptEntry entry(source[i].load(std::memory_order_acquire));
     if (!entry.present()) continue;

@@ -29,7 +29,7 @@ class EptTree {
   TableMemory& memory() const { return memory_; }
 
   // A new, empty PML4 with one reference (the caller's).
-  Result<FrameId> create_root();
+  Result<FrameId> create_root(Waiter& waiter = HostWaiter::instance());
 
   WalkResult walk(FrameId root, Gfn gfn, Access requested) const {
     return ept_walk(memory_, root, gfn, requested);
@@ -56,7 +56,7 @@ class EptTree {
   // entries of both sides. O(1) in the size of the tree. The source's
   // vCPUs must flush (INVEPT) before they write again, and no fault may be
   // in flight in the source.
-  Result<FrameId> clone(FrameId root);
+  Result<FrameId> clone(FrameId root, Waiter& waiter = HostWaiter::instance());
 
   // Drops the reference that a present entry at `level` holds: on a data
   // frame for a leaf (level 1), on a table otherwise. A table that loses its
@@ -80,7 +80,8 @@ class EptTree {
  private:
   // Makes the table that `slot` (in an exclusive table locked by the caller)
   // points to exclusive, and sets W in `slot`.
-  Result<void> unshare_child_locked(std::atomic<uint64_t>& slot, EptEntry entry, int child_level);
+  Result<void> unshare_child_locked(std::atomic<uint64_t>& slot, EptEntry entry, int child_level,
+                                    Waiter& waiter);
 
   template <class Visit>
   void visit_table(FrameId table, int level, uint64_t gfn_base, Visit& visit) const {

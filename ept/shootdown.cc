@@ -89,11 +89,14 @@ void ShootdownDomain::remove(ShootdownTarget* target) {
   }
 }
 
-ShootdownBatch::ShootdownBatch(ShootdownDomain& domain, Eptp eptp) : domain_(&domain) {
-  count_ = domain.count_.load(std::memory_order_acquire);
-  for (size_t i = 0; i < count_; ++i) {
+ShootdownBatch::ShootdownBatch(ShootdownDomain& domain, Eptp eptp) {
+  const size_t slots = domain.count_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < slots; ++i) {
     ShootdownTarget* target = domain.targets_[i].load(std::memory_order_acquire);
-    tickets_[i] = target != nullptr ? target->request(eptp) : 0;
+    if (target == nullptr) continue;
+    targets_[count_] = target;
+    tickets_[count_] = target->request(eptp);
+    ++count_;
   }
 }
 
@@ -107,7 +110,7 @@ ShootdownBatch ShootdownBatch::all_context(ShootdownDomain& domain) {
 }
 
 ShootdownBatch::ShootdownBatch(ShootdownBatch&& other) noexcept
-    : domain_(other.domain_), tickets_(other.tickets_), count_(other.count_), done_(other.done_) {
+    : targets_(other.targets_), tickets_(other.tickets_), count_(other.count_), done_(other.done_) {
   other.done_ = true;
 }
 
@@ -117,10 +120,7 @@ ShootdownBatch::~ShootdownBatch() {
 
 InveptDone ShootdownBatch::wait(Waiter& waiter) {
   for (size_t i = 0; i < count_; ++i) {
-    if (tickets_[i] == 0) continue;
-    ShootdownTarget* target = domain_->targets_[i].load(std::memory_order_acquire);
-    if (target == nullptr) continue;  // left the domain: it caches nothing any more
-    while (!target->acknowledged(tickets_[i]))
+    while (!targets_[i]->acknowledged(tickets_[i]))
       waiter.on_wait();
   }
   done_ = true;

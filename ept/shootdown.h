@@ -87,6 +87,9 @@ class TargetWaiter : public Waiter {
  public:
   explicit TargetWaiter(ShootdownTarget& target) : target_(target) {}
   void on_wait() override;
+  void poll() override {
+    if (target_.pending()) target_.service();
+  }
 
  private:
   ShootdownTarget& target_;
@@ -98,8 +101,10 @@ class ShootdownDomain {
  public:
   static constexpr size_t kMaxTargets = 256;
 
-  // Members join before they run and leave after they stop; leave() must not
-  // race with an initiator (the VM's vCPUs are stopped when it tears down).
+  // Members join before they run and leave after they stop. remove() must
+  // not race with an initiator that may have posted to the target: a vCPU
+  // that stops for good parks, and leaves the domain only when no fault can
+  // be in flight in its space (VM teardown).
   // Returns false when the domain is full.
   [[nodiscard]] bool add(ShootdownTarget* target);
   void remove(ShootdownTarget* target);
@@ -131,8 +136,11 @@ class [[nodiscard]] ShootdownBatch {
  private:
   ShootdownBatch(ShootdownDomain& domain, Eptp eptp);
 
-  ShootdownDomain* domain_;
-  std::array<uint64_t, ShootdownDomain::kMaxTargets> tickets_{};
+  // The targets that got a request, with their tickets: a slot reused by
+  // another vCPU after a removal must not be mistaken for its predecessor.
+  // Left uninitialized past count_: zeroing 4 KiB would cost every fault.
+  std::array<ShootdownTarget*, ShootdownDomain::kMaxTargets> targets_;
+  std::array<uint64_t, ShootdownDomain::kMaxTargets> tickets_;
   size_t count_ = 0;
   bool done_ = false;
 };

@@ -20,8 +20,9 @@ class TableMemory {
 
   // The 512 entries of a table frame.
   virtual std::atomic<uint64_t>* entries(FrameId table) const = 0;
-  // A zeroed table frame with a reference count of 1.
-  virtual Result<FrameId> allocate_table() = 0;
+  // A zeroed table frame with a reference count of 1. When memory is short
+  // it may wait for reclamation, through `waiter` (the caller's).
+  virtual Result<FrameId> allocate_table(Waiter& waiter) = 0;
 
   virtual void get(FrameId frame) = 0;
   // Drops one reference; returns true when it was the last one. The caller

@@ -16,6 +16,10 @@ class Waiter {
   virtual ~Waiter() = default;
   // Called on every spin of a wait loop.
   virtual void on_wait() = 0;
+  // Called at points of a long path (a COW fault) where the thread may
+  // service what is addressed to it without waiting: the sooner a vCPU
+  // acknowledges, the sooner another vCPU's fault completes.
+  virtual void poll() {}
 };
 
 // The waiter of a thread that is not a vCPU: it caches no translation, so

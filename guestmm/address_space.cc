@@ -1,6 +1,7 @@
 #include "guestmm/address_space.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include "guestmm/guest_memory.h"
@@ -25,14 +26,14 @@ Result<void> AddressSpace::check_range(Gpa gpa, uint64_t bytes) const {
   return Ok{};
 }
 
-Result<FrameId> AddressSpace::frame_for(Gfn gfn, Access access) {
+Result<FrameId> AddressSpace::frame_for(Gfn gfn, Access access, Waiter& waiter) {
   for (;;) {
     const WalkResult walk = memory_.tree().walk(root_, gfn, access);
     if (walk.ok()) return walk.frame;
     if (walk.kind == WalkResult::Kind::kMisconfiguration) {
       return make_error(ErrorCode::kMisconfigured, "EPT misconfiguration in " + name_);
     }
-    if (Result<void> fixed = handle_fault(gfn.gpa(), access, HostWaiter::instance()); !fixed) {
+    if (Result<void> fixed = handle_fault(gfn.gpa(), access, waiter); !fixed) {
       return fixed.error();
     }
   }
@@ -40,6 +41,7 @@ Result<FrameId> AddressSpace::frame_for(Gfn gfn, Access access) {
 
 Result<void> AddressSpace::read(Gpa gpa, std::span<std::byte> out) const {
   if (Result<void> in_range = check_range(gpa, out.size()); !in_range) return in_range;
+  HostWalkGuard guard(memory_.reclaimer());
   size_t done = 0;
   while (done < out.size()) {
     const Gpa at = gpa + done;
@@ -47,6 +49,8 @@ Result<void> AddressSpace::read(Gpa gpa, std::span<std::byte> out) const {
     const WalkResult walk = memory_.tree().walk(root_, at.gfn(), Access::kRead);
     if (walk.ok()) {
       std::memcpy(out.data() + done, memory_.frame_data(walk.frame) + at.page_offset(), chunk);
+    } else if (walk.kind == WalkResult::Kind::kMisconfiguration) {
+      return make_error(ErrorCode::kMisconfigured, "EPT misconfiguration in " + name_);
     } else {
       std::memset(out.data() + done, 0, chunk);  // never touched: zero
     }
@@ -57,11 +61,12 @@ Result<void> AddressSpace::read(Gpa gpa, std::span<std::byte> out) const {
 
 Result<void> AddressSpace::write(Gpa gpa, std::span<const std::byte> data) {
   if (Result<void> in_range = check_range(gpa, data.size()); !in_range) return in_range;
+  HostWalkGuard guard(memory_.reclaimer());
   size_t done = 0;
   while (done < data.size()) {
     const Gpa at = gpa + done;
     const size_t chunk = std::min<size_t>(data.size() - done, kPageSize - at.page_offset());
-    Result<FrameId> frame = frame_for(at.gfn(), Access::kWrite);
+    Result<FrameId> frame = frame_for(at.gfn(), Access::kWrite, guard);
     if (!frame) return frame.error();
     std::memcpy(memory_.frame_data(*frame) + at.page_offset(), data.data() + done, chunk);
     done += chunk;
@@ -87,27 +92,28 @@ Result<void> AddressSpace::populate(Gpa gpa, uint64_t bytes) {
   return Ok{};
 }
 
-void AddressSpace::flush_vcpus() {
+void AddressSpace::flush_vcpus(Waiter& waiter) {
+  assert(faults_in_flight_.load() == 0 && "clone or snapshot with a fault in flight");
   // Clearing W in our root entries made every writable translation our vCPUs
   // cached stale. They are stopped, so this completes at once and each one
   // flushes when it resumes.
   ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
-  (void)batch.wait(HostWaiter::instance());
+  (void)batch.wait(waiter);
   counters_.shootdowns.fetch_add(1, std::memory_order_relaxed);
 }
 
-Result<std::unique_ptr<AddressSpace>> AddressSpace::clone(std::string name) {
-  Result<FrameId> root = memory_.tree().clone(root_);
+Result<std::unique_ptr<AddressSpace>> AddressSpace::clone(std::string name, Waiter& waiter) {
+  Result<FrameId> root = memory_.tree().clone(root_, waiter);
   if (!root) return root.error();
-  flush_vcpus();
+  flush_vcpus(waiter);
   return std::unique_ptr<AddressSpace>(
       new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
 }
 
-Result<std::unique_ptr<MemorySnapshot>> AddressSpace::snapshot(std::string name) {
-  Result<FrameId> root = memory_.tree().clone(root_);
+Result<std::unique_ptr<MemorySnapshot>> AddressSpace::snapshot(std::string name, Waiter& waiter) {
+  Result<FrameId> root = memory_.tree().clone(root_, waiter);
   if (!root) return root.error();
-  flush_vcpus();
+  flush_vcpus(waiter);
   return std::unique_ptr<MemorySnapshot>(
       new MemorySnapshot(memory_, std::move(name), ram_bytes_, *root));
 }

@@ -52,10 +52,13 @@ class AddressSpace {
 
   // A running copy of this space (DESIGN section 3 clone). The caller has
   // stopped this space's vCPUs at an instruction boundary with no fault in
-  // flight; they flush before they run again.
-  Result<std::unique_ptr<AddressSpace>> clone(std::string name);
+  // flight; they flush before they run again. `waiter` is the caller's: a vCPU of this
+  // space that takes the snapshot itself services its own flush.
+  Result<std::unique_ptr<AddressSpace>> clone(std::string name,
+                                              Waiter& waiter = HostWaiter::instance());
   // An immutable copy (DESIGN section 7), under the same conditions.
-  Result<std::unique_ptr<MemorySnapshot>> snapshot(std::string name);
+  Result<std::unique_ptr<MemorySnapshot>> snapshot(std::string name,
+                                                   Waiter& waiter = HostWaiter::instance());
 
   SpaceAccounting account() const;
   FaultCounters counters() const;
@@ -68,15 +71,19 @@ class AddressSpace {
   Result<void> check_range(Gpa gpa, uint64_t bytes) const;
   Result<void> handle_write_fault(Gfn gfn, Waiter& waiter);
   // Flushes every vCPU after the root lost W (clone and snapshot).
-  void flush_vcpus();
+  void flush_vcpus(Waiter& waiter);
   // The data frame that backs `gfn` for `access`, faulting it in if needed.
-  Result<FrameId> frame_for(Gfn gfn, Access access);
+  // `waiter` passes quiescent points only where no frame pointer is held.
+  Result<FrameId> frame_for(Gfn gfn, Access access, Waiter& waiter);
 
   GuestMemory& memory_;
   const std::string name_;
   const uint64_t ram_bytes_;
   const FrameId root_;  // one reference, ours; never shared
   ShootdownDomain vcpus_;
+  // Faults being served (debug builds count them, to check that clone and
+  // snapshot are only taken with none in flight, as DESIGN section 7 says).
+  std::atomic<int> faults_in_flight_{0};
 
   struct Counters {
     std::atomic<uint64_t> faults{0};

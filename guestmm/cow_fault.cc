@@ -16,6 +16,13 @@ Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) 
     return make_error(ErrorCode::kOutsideRam, "access outside the RAM of " + name_);
   }
   counters_.faults.fetch_add(1, std::memory_order_relaxed);
+#ifndef NDEBUG
+  faults_in_flight_.fetch_add(1);
+  struct InFlight {
+    std::atomic<int>& count;
+    ~InFlight() { count.fetch_sub(1); }
+  } in_flight{faults_in_flight_};
+#endif
   if (allows(access, Access::kWrite)) return handle_write_fault(gpa.gfn(), waiter);
 
   // A read or fetch is refused only where nothing is mapped yet.
@@ -27,7 +34,7 @@ Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) 
     counters_.already_resolved.fetch_add(1, std::memory_order_relaxed);
     return Ok{};
   }
-  Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes);
+  Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes, waiter);
   if (!frame) return frame.error();
   leaf.install(EptEntry::leaf(*frame, Access::kAll));
   counters_.demand_zero.fetch_add(1, std::memory_order_relaxed);
@@ -50,7 +57,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   if (!entry.present()) {
     // Never touched: a zeroed frame of our own, writable at once (no vCPU
     // can have cached a translation of a page that was not present).
-    Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes);
+    Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes, waiter);
     if (!frame) return frame.error();
     leaf.install(EptEntry::leaf(*frame, Access::kAll));
     counters_.demand_zero.fetch_add(1, std::memory_order_relaxed);
@@ -83,9 +90,10 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   if (eager_release) tree.release_entry(entry, 1);  // weakened: the first race
   if (hooks.before_copy) hooks.before_copy();
 #endif
-  Result<FrameId> copy = memory_.allocate_data(Zeroed::kNo);
+  Result<FrameId> copy = memory_.allocate_data(Zeroed::kNo, waiter);
   if (!copy) return copy.error();
-  copy_frame(memory_.frame_data(*copy), memory_.frame_data(old_frame));
+  waiter.poll();
+  copy_frame_polling(memory_.frame_data(*copy), memory_.frame_data(old_frame), waiter);
   counters_.copies.fetch_add(1, std::memory_order_relaxed);
 
   // 5. Stage 1: publish the leaf as F2, readable and executable, not writable.

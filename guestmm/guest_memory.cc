@@ -13,7 +13,9 @@ namespace {
 // Below this many waiting frames, allocation does not bother reclaiming
 // (a collect scans every participant).
 constexpr uint64_t kCollectBatch = 256;
-constexpr int kCollectAttemptsWhenExhausted = 3;
+// Each attempt waits a little (the waiter yields now and then): a few
+// thousand cover the time every vCPU takes to reach its next check.
+constexpr int kCollectAttemptsWhenExhausted = 4096;
 }  // namespace
 
 Result<std::unique_ptr<GuestMemory>> GuestMemory::create(const GuestMemoryOptions& options) {
@@ -52,11 +54,14 @@ Result<std::unique_ptr<AddressSpace>> GuestMemory::create_space(std::string name
   return std::unique_ptr<AddressSpace>(new AddressSpace(*this, std::move(name), ram_bytes, *root));
 }
 
-Result<FrameId> GuestMemory::allocate(FrameKind kind, Zeroed zeroed) {
+Result<FrameId> GuestMemory::allocate(FrameKind kind, Zeroed zeroed, Waiter& waiter) {
   if (pool_->free_list_empty() && reclaimer_.pending() >= kCollectBatch) reclaimer_.collect();
   Result<FrameId> frame = pool_->allocate(zeroed);
+  // Exhausted, but frames are waiting for quiescence: keep collecting while
+  // the other vCPUs pass quiescent points (and ours, through the waiter).
   for (int attempt = 0;
        !frame && reclaimer_.pending() > 0 && attempt < kCollectAttemptsWhenExhausted; ++attempt) {
+    waiter.on_wait();
     reclaimer_.collect();
     frame = pool_->allocate(zeroed);
   }
@@ -66,12 +71,12 @@ Result<FrameId> GuestMemory::allocate(FrameKind kind, Zeroed zeroed) {
   return frame;
 }
 
-Result<FrameId> GuestMemory::allocate_data(Zeroed zeroed) {
-  return allocate(FrameKind::kData, zeroed);
+Result<FrameId> GuestMemory::allocate_data(Zeroed zeroed, Waiter& waiter) {
+  return allocate(FrameKind::kData, zeroed, waiter);
 }
 
-Result<FrameId> GuestMemory::allocate_table() {
-  return allocate(FrameKind::kTable, Zeroed::kYes);
+Result<FrameId> GuestMemory::allocate_table(Waiter& waiter) {
+  return allocate(FrameKind::kTable, Zeroed::kYes, waiter);
 }
 
 void GuestMemory::retire(FrameId frame, FrameKind kind) {
@@ -104,6 +109,7 @@ MemoryAccounting GuestMemory::account() const {
   result.frames = frame_counts();
   std::vector<bool> seen(pool_->capacity_frames());
   uint64_t distinct_data = 0;
+  HostWalkGuard guard(reclaimer_);
   std::lock_guard lock(roots_mutex_);
   for (FrameId root : roots_) {
     const SpaceAccounting space = account_tree(*this, root);
@@ -138,6 +144,7 @@ Result<void> GuestMemory::verify_references() const {
       }
     }
   };
+  HostWalkGuard guard(reclaimer_);
   std::lock_guard lock(roots_mutex_);
   for (FrameId root : roots_) {
     ++expected[root.index()];

@@ -35,7 +35,9 @@ class GuestMemory final : public TableMemory {
   Result<std::unique_ptr<AddressSpace>> create_space(std::string name, uint64_t ram_bytes);
 
   // A data frame for one holder (refcount 1).
-  Result<FrameId> allocate_data(Zeroed zeroed);
+  // On exhaustion it keeps reclaiming while that makes progress; `waiter`
+  // (the faulting vCPU's) passes quiescent points meanwhile.
+  Result<FrameId> allocate_data(Zeroed zeroed, Waiter& waiter = HostWaiter::instance());
   std::byte* frame_data(FrameId frame) const { return pool_->data(frame); }
 
   EptTree& tree() { return tree_; }
@@ -60,7 +62,7 @@ class GuestMemory final : public TableMemory {
   std::atomic<uint64_t>* entries(FrameId table) const override {
     return reinterpret_cast<std::atomic<uint64_t>*>(pool_->data(table));
   }
-  Result<FrameId> allocate_table() override;
+  Result<FrameId> allocate_table(Waiter& waiter) override;
   void get(FrameId frame) override { frame_table_.get(frame); }
   bool put(FrameId frame) override { return frame_table_.put(frame); }
   uint64_t refcount(FrameId frame) const override { return frame_table_.refcount(frame); }
@@ -76,11 +78,11 @@ class GuestMemory final : public TableMemory {
 
  private:
   GuestMemory(std::unique_ptr<FramePool> pool, FrameTable frame_table, Reclaimer reclaimer);
-  Result<FrameId> allocate(FrameKind kind, Zeroed zeroed);
+  Result<FrameId> allocate(FrameKind kind, Zeroed zeroed, Waiter& waiter);
 
   std::unique_ptr<FramePool> pool_;
   FrameTable frame_table_;
-  Reclaimer reclaimer_;
+  mutable Reclaimer reclaimer_;  // mutable: const walks join it (HostWalkGuard)
   EptTree tree_{*this};
   std::atomic<uint64_t> data_frames_{0};
   std::atomic<uint64_t> table_frames_{0};

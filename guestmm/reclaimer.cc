@@ -1,6 +1,7 @@
 #include "guestmm/reclaimer.h"
 
 #include <cassert>
+#include <thread>
 
 namespace vmfork {
 
@@ -16,8 +17,12 @@ Reclaimer::Reclaimer(Reclaimer&& other) noexcept
 
 Reclaimer::Participant* Reclaimer::join() {
   std::lock_guard lock(membership_mutex_);
-  for (Participant& participant : participants_) {
+  for (size_t slot = 0; slot < participants_.size(); ++slot) {
+    Participant& participant = participants_[slot];
     if (!participant.in_use.load(std::memory_order_relaxed)) {
+      if (slot >= slots_used_.load(std::memory_order_relaxed)) {
+        slots_used_.store(slot + 1, std::memory_order_seq_cst);
+      }
       participant.announced.store(epoch_.load(std::memory_order_acquire),
                                   std::memory_order_release);
       participant.in_use.store(true, std::memory_order_release);
@@ -44,7 +49,10 @@ void Reclaimer::push(FrameId frame) {
 
 void Reclaimer::retire(FrameId frame, FrameKind kind) {
   Link& entry = link(frame);
-  entry.stamp.store(epoch_.load(std::memory_order_seq_cst), std::memory_order_relaxed);
+  // An RMW, not a load: it reads the latest epoch and is a release that
+  // the collector's CAS acquires, so whoever later reads a newer epoch also
+  // sees the unlink that preceded this retire (the C++ model, not just x86).
+  entry.stamp.store(epoch_.fetch_add(0, std::memory_order_acq_rel), std::memory_order_relaxed);
   entry.kind.store(static_cast<uint8_t>(kind), std::memory_order_relaxed);
   pending_.fetch_add(1, std::memory_order_relaxed);
   push(frame);
@@ -56,7 +64,9 @@ uint64_t Reclaimer::collect() {
 
   uint64_t epoch = epoch_.load(std::memory_order_seq_cst);
   bool everyone_current = true;
-  for (const Participant& participant : participants_) {
+  const size_t slots = slots_used_.load(std::memory_order_seq_cst);
+  for (size_t slot = 0; slot < slots; ++slot) {
+    const Participant& participant = participants_[slot];
     if (!participant.in_use.load(std::memory_order_acquire)) continue;
     const uint64_t announced = participant.announced.load(std::memory_order_acquire);
     if (announced != kOffline && announced != epoch) {
@@ -65,6 +75,9 @@ uint64_t Reclaimer::collect() {
     }
   }
   if (everyone_current && epoch_.compare_exchange_strong(epoch, epoch + 1)) ++epoch;
+  // Nothing became safe since the last walk unless the epoch moved.
+  if (epoch == last_walk_epoch_) return 0;
+  last_walk_epoch_ = epoch;
 
   // Take the whole list; put back what must wait longer. Pushes racing with
   // this land on the new list.
@@ -83,6 +96,12 @@ uint64_t Reclaimer::collect() {
     }
   }
   return released;
+}
+
+HostWalkGuard::HostWalkGuard(Reclaimer& reclaimer) : reclaimer_(reclaimer) {
+  // Every slot taken is a transient state (vCPUs leave, host walks end).
+  while ((participant_ = reclaimer_.join()) == nullptr)
+    std::this_thread::yield();
 }
 
 }  // namespace vmfork

@@ -19,6 +19,7 @@
 #include "ept/result.h"
 #include "ept/table_memory.h"
 #include "ept/types.h"
+#include "ept/waiter.h"
 #include "guestmm/host_mapping.h"
 
 namespace vmfork {
@@ -83,9 +84,35 @@ class Reclaimer {
   std::atomic<uint64_t> epoch_{2};
   std::atomic<uint64_t> head_plus_one_{0};  // the waiting frames (a Treiber stack, push only)
   std::atomic<uint64_t> pending_{0};
-  std::mutex collect_mutex_;     // one collector at a time (never on a fault path: try_lock)
-  std::mutex membership_mutex_;  // join/leave
+  uint64_t last_walk_epoch_ = 0;  // guarded by collect_mutex_
+  std::mutex collect_mutex_;      // one collector at a time (never on a fault path: try_lock)
+  std::mutex membership_mutex_;   // join/leave
   std::array<Participant, kMaxParticipants> participants_{};
+  // One past the highest slot ever used (written under membership_mutex_):
+  // collect scans only these, and allocation calls collect often.
+  std::atomic<size_t> slots_used_{0};
+};
+
+// A host thread (a loader, a device, accounting) that walks EPT tables or
+// touches frames without holding references takes part in reclamation for
+// the duration, as a vCPU does between its quiescent points. As a waiter it
+// passes a quiescent point on every spin, so a host write that waits for
+// frames to come back does not hold their reclamation up itself.
+class [[nodiscard]] HostWalkGuard final : public Waiter {
+ public:
+  explicit HostWalkGuard(Reclaimer& reclaimer);
+  ~HostWalkGuard() override { reclaimer_.leave(participant_); }
+  HostWalkGuard(const HostWalkGuard&) = delete;
+  HostWalkGuard& operator=(const HostWalkGuard&) = delete;
+
+  void on_wait() override {
+    HostWaiter::instance().on_wait();
+    reclaimer_.quiescent(*participant_);
+  }
+
+ private:
+  Reclaimer& reclaimer_;
+  Reclaimer::Participant* participant_;
 };
 
 }  // namespace vmfork

@@ -26,6 +26,7 @@ Result<std::unique_ptr<AddressSpace>> MemorySnapshot::spawn(std::string name) co
 }
 
 SpaceAccounting MemorySnapshot::account() const {
+  HostWalkGuard guard(memory_.reclaimer());
   return account_tree(memory_, root_);
 }
 

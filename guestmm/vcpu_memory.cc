@@ -2,12 +2,13 @@
 
 namespace vmfork {
 
-Result<std::unique_ptr<VcpuMemory>> VcpuMemory::create(AddressSpace& space) {
+Result<std::unique_ptr<VcpuMemory>> VcpuMemory::create(AddressSpace& space, VcpuStart start) {
   Reclaimer::Participant* participant = space.memory().reclaimer().join();
   if (participant == nullptr) {
     return make_error(ErrorCode::kInvalidArgument, "too many vCPUs for reclamation");
   }
   std::unique_ptr<VcpuMemory> vcpu(new VcpuMemory(space, participant));
+  if (start == VcpuStart::kParked) vcpu->park();  // before any initiator can see it
   if (!space.vcpus().add(&vcpu->target_)) {
     vcpu->joined_domain_ = false;
     return make_error(ErrorCode::kInvalidArgument, "too many vCPUs in " + space.name());

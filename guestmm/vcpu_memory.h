@@ -20,10 +20,17 @@
 
 namespace vmfork {
 
+// How a vCPU starts: running (the creating thread uses it at once), or
+// parked (a monitor creates it before its thread runs; the thread calls
+// resume() first). A running vCPU that never checks would hold up every
+// shootdown of its space.
+enum class VcpuStart : uint8_t { kRunning, kParked };
+
 class VcpuMemory final : public Waiter {
  public:
   // Joins `space`'s shootdown domain and reclamation.
-  static Result<std::unique_ptr<VcpuMemory>> create(AddressSpace& space);
+  static Result<std::unique_ptr<VcpuMemory>> create(AddressSpace& space,
+                                                    VcpuStart start = VcpuStart::kRunning);
   ~VcpuMemory() override;
   VcpuMemory(const VcpuMemory&) = delete;
   VcpuMemory& operator=(const VcpuMemory&) = delete;
@@ -50,8 +57,15 @@ class VcpuMemory final : public Waiter {
   void park();
   void resume();
 
-  // Waiter: keep servicing our shootdowns while we wait on something.
-  void on_wait() override { waiter_.on_wait(); }
+  // Waiter: keep servicing our shootdowns while we wait on something, and
+  // pass a quiescent point. That is safe mid-fault: the fault path holds
+  // pointers only into tables exclusive to our space and to frames it holds
+  // references on, and no translation of ours is protected by the epoch.
+  void on_wait() override {
+    waiter_.on_wait();
+    if (target_.running()) memory_.reclaimer().quiescent(*participant_);
+  }
+  void poll() override { waiter_.poll(); }
 
   AddressSpace& space() const { return space_; }
   TranslationCache& tlb() { return tlb_; }

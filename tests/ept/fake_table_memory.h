@@ -42,7 +42,9 @@ class FakeTableMemory final : public TableMemory {
   std::atomic<uint64_t>* entries(FrameId table) const override {
     return frame(table).entries.data();
   }
-  Result<FrameId> allocate_table() override { return allocate(FrameKind::kTable); }
+  Result<FrameId> allocate_table(Waiter& /*waiter*/) override {
+    return allocate(FrameKind::kTable);
+  }
 
   void get(FrameId id) override {
     if (frame(id).refcount.fetch_add(1, std::memory_order_relaxed) == 0) {

@@ -380,15 +380,20 @@ TEST(ShootdownConcurrencyTest, RemovedTargetIsSkipped) {
   EXPECT_TRUE(removed.target.running());
 }
 
-TEST(ShootdownConcurrencyTest, TargetRemovedAfterTheRequestIsNotWaitedFor) {
-  Vcpu leaving;  // running, but never services
+TEST(ShootdownConcurrencyTest, BatchWaitsForTheTargetItPostedToNotTheSlotsNextOccupant) {
+  // The first vCPU acknowledges and leaves; a second one takes its slot and
+  // never services. The batch posted to the first must complete.
+  Vcpu first;
+  Vcpu successor;  // running, but never services
   ShootdownDomain domain;
-  EXPECT_TRUE(domain.add(&leaving.target));
+  ASSERT_TRUE(domain.add(&first.target));
   ShootdownBatch batch = ShootdownBatch::single_context(domain, kEptp);
-  domain.remove(&leaving.target);
-  std::thread waiter_thread([&] { batch.wait(HostWaiter::instance()); });
+  first.target.service();
+  domain.remove(&first.target);
+  ASSERT_TRUE(domain.add(&successor.target));
+  std::thread waiter_thread([&] { (void)batch.wait(HostWaiter::instance()); });
   waiter_thread.join();
-  EXPECT_TRUE(leaving.target.pending());
+  EXPECT_FALSE(successor.target.pending()) << "nothing was posted to the successor";
 }
 
 }  // namespace

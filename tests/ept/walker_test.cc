@@ -30,9 +30,9 @@ class WalkerTest : public ::testing::Test {
   // Builds the path to `gfn`: `access[level - 1]` in the entry at each level
   // (index 3 is the PML4 entry, index 0 the leaf).
   void build(std::array<Access, 4> access, Gfn gfn = kGfn) {
-    table(kEptLevels) = memory_.allocate_table().value();
+    table(kEptLevels) = memory_.allocate_table(HostWaiter::instance()).value();
     for (int level = kEptLevels; level > 1; --level) {
-      table(level - 1) = memory_.allocate_table().value();
+      table(level - 1) = memory_.allocate_table(HostWaiter::instance()).value();
       entry_at(level, gfn)
           .store(EptEntry::table(table(level - 1), access[static_cast<size_t>(level - 1)]).raw());
     }
@@ -81,7 +81,7 @@ TEST_F(WalkerTest, AllowedIsTheAndOfEveryLevel) {
 }
 
 TEST_F(WalkerTest, EmptyRootIsAViolationAtLevel4) {
-  table(kEptLevels) = memory_.allocate_table().value();
+  table(kEptLevels) = memory_.allocate_table(HostWaiter::instance()).value();
   const WalkResult result = walk(Access::kRead);
   EXPECT_EQ(result.kind, WalkResult::Kind::kViolation);
   EXPECT_EQ(result.level, 4);

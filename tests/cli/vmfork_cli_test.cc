@@ -1,0 +1,184 @@
+// The vmfork CLI as a user runs it. Benchmarks run with tiny sizes; the
+// checks are on the output's shape, never on timings.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+enum class Capture : uint8_t { kStdoutOnly, kStdoutAndStderr };
+
+struct ProcessRun {
+  int exit_status = -1;
+  std::string output;
+};
+
+// Runs vmfork with `args` (shell syntax) and collects what it printed.
+ProcessRun run_vmfork(const std::string& args, Capture capture) {
+  std::string command = std::string("'") + VMFORK_BINARY + "' " + args;
+  command += capture == Capture::kStdoutAndStderr ? " 2>&1" : " 2>/dev/null";
+  ProcessRun run;
+  std::FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  std::array<char, 4096> buffer;
+  size_t got = 0;
+  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
+    run.output.append(buffer.data(), got);
+  }
+  const int status = pclose(pipe);
+  run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+// Parses stdout as exactly one JSON object (trailing text fails the parse).
+nlohmann::json parse_json(const ProcessRun& run) {
+  nlohmann::json json = nlohmann::json::parse(run.output, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(json.is_discarded()) << "stdout is not one JSON value:\n" << run.output;
+  EXPECT_TRUE(json.is_object()) << run.output;
+  return json;
+}
+
+void expect_positive_number(const nlohmann::json& object, const char* field) {
+  ASSERT_TRUE(object.contains(field)) << "missing " << field << " in " << object.dump();
+  ASSERT_TRUE(object[field].is_number()) << field << " is not a number in " << object.dump();
+  EXPECT_GT(object[field].get<double>(), 0) << field;
+}
+
+TEST(VmforkCli, HelpExitsZeroAndListsTheBenchSubcommand) {
+  const ProcessRun run = run_vmfork("--help", Capture::kStdoutAndStderr);
+  EXPECT_EQ(run.exit_status, 0);
+  EXPECT_NE(run.output.find("bench"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("--log-level"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, BenchHelpListsCloneAndCow) {
+  const ProcessRun run = run_vmfork("bench --help", Capture::kStdoutAndStderr);
+  EXPECT_EQ(run.exit_status, 0);
+  EXPECT_NE(run.output.find("clone"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("cow"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, CloneHelpDescribesItsOptions) {
+  const ProcessRun run = run_vmfork("bench clone --help", Capture::kStdoutAndStderr);
+  EXPECT_EQ(run.exit_status, 0);
+  for (const char* option : {"--sizes", "--repeat", "--fork-repeat", "--fork-max", "--json"}) {
+    EXPECT_NE(run.output.find(option), std::string::npos) << option << " in\n" << run.output;
+  }
+}
+
+TEST(VmforkCli, CowHelpDescribesItsOptions) {
+  const ProcessRun run = run_vmfork("bench cow --help", Capture::kStdoutAndStderr);
+  EXPECT_EQ(run.exit_status, 0);
+  for (const char* option : {"--size", "--rounds", "--kernel-repeat", "--json"}) {
+    EXPECT_NE(run.output.find(option), std::string::npos) << option << " in\n" << run.output;
+  }
+}
+
+TEST(VmforkCli, NoSubcommandFailsWithAMessage) {
+  const ProcessRun run = run_vmfork("", Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("subcommand"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, UnknownFlagFailsWithAMessageNamingIt) {
+  const ProcessRun run = run_vmfork("bench clone --no-such-flag", Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("--no-such-flag"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, MalformedSizeFailsWithAMessageNamingIt) {
+  const ProcessRun run = run_vmfork("bench clone --sizes 64M,12Q", Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("12Q"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, SizeThatIsNotWholePagesFails) {
+  const ProcessRun run = run_vmfork("bench cow --size 5000", Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("4 KiB"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, ZeroRepeatFails) {
+  const ProcessRun run = run_vmfork("bench clone --repeat 0", Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("--repeat"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, UnknownLogLevelFailsWithTheAcceptedNames) {
+  const ProcessRun run = run_vmfork("--log-level loud bench cow", Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("loud"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("debug"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, CloneJsonHasTheRequiredFields) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench clone --json --sizes 64M --repeat 3 "
+      "--fork-repeat 1",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const nlohmann::json json = parse_json(run);
+  ASSERT_TRUE(json.contains("results") && json["results"].is_array()) << run.output;
+  ASSERT_EQ(json["results"].size(), 1u);
+  const nlohmann::json& row = json["results"][0];
+  EXPECT_EQ(row["ram_bytes"], uint64_t{64} << 20);
+  expect_positive_number(row, "clone_ns_median");
+  expect_positive_number(row, "linux_fork_ns_median");
+}
+
+TEST(VmforkCli, CloneJsonHasNullForkAboveTheForkLimit) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench clone --json --sizes 4M,8M --repeat 3 "
+      "--fork-repeat 1 --fork-max 4M",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const nlohmann::json json = parse_json(run);
+  ASSERT_EQ(json["results"].size(), 2u) << run.output;
+  EXPECT_EQ(json["results"][0]["ram_bytes"], uint64_t{4} << 20);
+  expect_positive_number(json["results"][0], "linux_fork_ns_median");
+  EXPECT_EQ(json["results"][1]["ram_bytes"], uint64_t{8} << 20);
+  expect_positive_number(json["results"][1], "clone_ns_median");
+  ASSERT_TRUE(json["results"][1].contains("linux_fork_ns_median"));
+  EXPECT_TRUE(json["results"][1]["linux_fork_ns_median"].is_null()) << run.output;
+}
+
+TEST(VmforkCli, CloneWithoutJsonPrintsATable) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench clone --sizes 4M --repeat 3 --fork-repeat 1", Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  EXPECT_NE(run.output.find("4 MiB"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("clone median"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, CowJsonHasTheRequiredFields) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench cow --json --size 1M --rounds 1 "
+      "--kernel-repeat 1",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const nlohmann::json json = parse_json(run);
+  expect_positive_number(json, "kernel_cow_ns_per_fault_median");
+  ASSERT_TRUE(json.contains("threads") && json["threads"].is_array()) << run.output;
+  ASSERT_EQ(json["threads"].size(), 2u) << run.output;
+  for (size_t i = 0; i < 2; ++i) {
+    const nlohmann::json& row = json["threads"][i];
+    EXPECT_EQ(row["threads"], i + 1);
+    expect_positive_number(row, "ns_per_fault_median");
+    expect_positive_number(row, "faults_per_sec");
+  }
+}
+
+TEST(VmforkCli, CowWithoutJsonPrintsATable) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench cow --size 1M --rounds 1 --kernel-repeat 1", Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  EXPECT_NE(run.output.find("faulting threads"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("kernel"), std::string::npos) << run.output;
+}
+
+}  // namespace

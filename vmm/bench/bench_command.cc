@@ -1,0 +1,149 @@
+#include "vmm/bench/bench_command.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vmm/bench/clone_bench.h"
+#include "vmm/bench/cow_bench.h"
+#include "vmm/bench/report.h"
+#include "vmm/cli/size_arg.h"
+
+namespace vmfork::bench {
+
+namespace {
+
+enum class OutputFormat : uint8_t { kTable, kJson };
+
+// Turns "64M" into "67108864" before CLI11 converts it, or rejects it with
+// parse_size's message.
+CLI::Validator size_transform() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        Result<uint64_t> bytes = cli::parse_size(text);
+        if (!bytes) return bytes.error().message;
+        text = std::to_string(*bytes);
+        return {};
+      },
+      "", "size");
+}
+
+template <class Report>
+int emit(const Result<Report>& report, OutputFormat format) {
+  if (!report) {
+    // Errors are always shown, whatever the log level.
+    fmt::print(stderr, "vmfork: {} ({})\n", report.error().message, to_string(report.error().code));
+    return 1;
+  }
+  if (format == OutputFormat::kJson) {
+    // Exactly one JSON object on stdout; logs went to stderr.
+    fmt::print(stdout, "{}\n", to_json(report.value()).dump(2));
+  } else {
+    print_table(report.value(), stdout);
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+struct CloneArgs {
+  CloneBenchOptions options{
+      .sizes = {uint64_t{64} << 20, uint64_t{1} << 30, uint64_t{4} << 30, uint64_t{16} << 30}};
+  bool json = false;
+};
+
+struct CowArgs {
+  CowBenchOptions options;
+  bool json = false;
+};
+
+OutputFormat format_of(bool json) {
+  return json ? OutputFormat::kJson : OutputFormat::kTable;
+}
+
+void add_clone(CLI::App& bench, Command& chosen) {
+  auto args = std::make_shared<CloneArgs>();
+  CLI::App* clone = bench.add_subcommand(
+      "clone",
+      "Clone latency of a fully mapped guest address space, by RAM size: every page is mapped "
+      "to a frame, then AddressSpace::clone is timed --repeat times (each clone destroyed "
+      "before the next) and the median reported. In the same run, Linux fork() of a process "
+      "with the same amount of anonymous memory touched (4 KiB pages) is timed --fork-repeat "
+      "times, for sizes up to --fork-max (null above).");
+  clone->fallthrough();
+  clone
+      ->add_option("--sizes", args->options.sizes,
+                   "Guest RAM sizes, comma-separated, K/M/G/T suffixes, multiples of 4 KiB "
+                   "(default: 64M,1G,4G,16G)")
+      ->delimiter(',')
+      ->transform(size_transform())
+      ->type_name("SIZE,...");
+  clone->add_option("--repeat", args->options.repeat, "Clones timed per size (default: 101)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1'000'000));
+  clone
+      ->add_option("--fork-repeat", args->options.fork_repeat,
+                   "fork() calls timed per size (default: 11)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 10'000));
+  clone
+      ->add_option("--fork-max", args->options.fork_max_bytes,
+                   "Largest size with a Linux fork baseline (default: 1G)")
+      ->transform(size_transform())
+      ->type_name("SIZE");
+  clone->add_flag("--json", args->json,
+                  "Print one JSON object: {\"results\":[{\"ram_bytes\",\"clone_ns_median\","
+                  "\"linux_fork_ns_median\" (null above --fork-max), ...}], ...}");
+  clone->callback([args, &chosen] {
+    chosen = [args] { return emit(run_clone_bench(args->options), format_of(args->json)); };
+  });
+}
+
+void add_cow(CLI::App& bench, Command& chosen) {
+  auto args = std::make_shared<CowArgs>();
+  CLI::App* cow = bench.add_subcommand(
+      "cow",
+      "COW fault service time per 4 KiB page through the full protocol (copy, two-stage "
+      "publish, INVEPT shootdown acknowledged by every other running vCPU). A space of --size "
+      "is written and snapshotted; each faulting thread then writes one word to every page of "
+      "its own half. Measured with 1 faulting thread plus 1 running vCPU that acknowledges, "
+      "and with 2 faulting threads that acknowledge each other (never more busy threads than "
+      "2); median of --rounds rounds each. In the same run, the kernel's anonymous COW fault "
+      "(a forked child keeps every page shared), median of --kernel-repeat runs.");
+  cow->fallthrough();
+  cow->add_option("--size", args->options.ram_bytes,
+                  "Size of the snapshotted space, and of the kernel baseline's memory, K/M/G "
+                  "suffixes, at least 16K (default: 64M)")
+      ->transform(size_transform())
+      ->type_name("SIZE");
+  cow->add_option("--rounds", args->options.rounds,
+                  "Timed rounds per thread count, each on a fresh space (default: 11)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 100'000));
+  cow->add_option("--kernel-repeat", args->options.kernel_repeat,
+                  "Runs of the kernel COW baseline (default: 11)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 10'000));
+  cow->add_flag("--json", args->json,
+                "Print one JSON object: {\"threads\":[{\"threads\",\"ns_per_fault_median\","
+                "\"faults_per_sec\", ...}], \"kernel_cow_ns_per_fault_median\", ...}");
+  cow->callback([args, &chosen] {
+    chosen = [args] { return emit(run_cow_bench(args->options), format_of(args->json)); };
+  });
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Command& chosen) {
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Benchmarks of the memory manager against Linux baselines (DESIGN section 10)");
+  bench->require_subcommand(1);
+  bench->fallthrough();
+  add_clone(*bench, chosen);
+  add_cow(*bench, chosen);
+}
+
+}  // namespace vmfork::bench
