@@ -18,6 +18,8 @@ const char* to_string(ErrorCode code) {
       return "invalid argument";
     case ErrorCode::kSystem:
       return "system call failed";
+    case ErrorCode::kInternal:
+      return "internal error";
   }
   return "unknown error";
 }

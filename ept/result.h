@@ -17,6 +17,7 @@ enum class ErrorCode {
   kMisconfigured,    // an EPT entry the walker cannot use
   kInvalidArgument,  // a caller error
   kSystem,           // a failed host system call
+  kInternal,         // an invariant of vmfork itself did not hold
 };
 
 const char* to_string(ErrorCode code);

@@ -99,7 +99,7 @@ void AddressSpace::flush_vcpus(Waiter& waiter) {
   // flushes when it resumes.
   ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
   (void)batch.wait(waiter);
-  counters_.shootdowns.fetch_add(1, std::memory_order_relaxed);
+  count(&Counters::shootdowns);
 }
 
 Result<std::unique_ptr<AddressSpace>> AddressSpace::clone(std::string name, Waiter& waiter) {
@@ -124,12 +124,14 @@ SpaceAccounting AddressSpace::account() const {
 
 FaultCounters AddressSpace::counters() const {
   FaultCounters result;
-  result.faults = counters_.faults.load(std::memory_order_relaxed);
-  result.demand_zero = counters_.demand_zero.load(std::memory_order_relaxed);
-  result.copies = counters_.copies.load(std::memory_order_relaxed);
-  result.in_place = counters_.in_place.load(std::memory_order_relaxed);
-  result.shootdowns = counters_.shootdowns.load(std::memory_order_relaxed);
-  result.already_resolved = counters_.already_resolved.load(std::memory_order_relaxed);
+  counters_.for_each([&result](const Counters& shard) {
+    result.faults += shard.faults.load(std::memory_order_relaxed);
+    result.demand_zero += shard.demand_zero.load(std::memory_order_relaxed);
+    result.copies += shard.copies.load(std::memory_order_relaxed);
+    result.in_place += shard.in_place.load(std::memory_order_relaxed);
+    result.shootdowns += shard.shootdowns.load(std::memory_order_relaxed);
+    result.already_resolved += shard.already_resolved.load(std::memory_order_relaxed);
+  });
   return result;
 }
 

@@ -15,6 +15,7 @@
 #include "ept/types.h"
 #include "ept/waiter.h"
 #include "guestmm/accounting.h"
+#include "guestmm/per_thread.h"
 
 namespace vmfork {
 
@@ -93,7 +94,11 @@ class AddressSpace {
     std::atomic<uint64_t> shootdowns{0};
     std::atomic<uint64_t> already_resolved{0};
   };
-  Counters counters_;
+  // Bumped by the faulting thread's shard: count(&Counters::copies).
+  void count(std::atomic<uint64_t> Counters::*counter) {
+    (counters_.local().*counter).fetch_add(1, std::memory_order_relaxed);
+  }
+  PerThread<Counters> counters_;
 };
 
 }  // namespace vmfork

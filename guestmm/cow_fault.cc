@@ -15,7 +15,7 @@ Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) 
   if (gpa.value() >= ram_bytes_) {
     return make_error(ErrorCode::kOutsideRam, "access outside the RAM of " + name_);
   }
-  counters_.faults.fetch_add(1, std::memory_order_relaxed);
+  count(&Counters::faults);
 #ifndef NDEBUG
   faults_in_flight_.fetch_add(1);
   struct InFlight {
@@ -31,13 +31,13 @@ Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) 
   if (!slot) return slot.error();
   LeafLock leaf(**slot, waiter);
   if (leaf.entry().present()) {
-    counters_.already_resolved.fetch_add(1, std::memory_order_relaxed);
+    count(&Counters::already_resolved);
     return Ok{};
   }
   Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes, waiter);
   if (!frame) return frame.error();
   leaf.install(EptEntry::leaf(*frame, Access::kAll));
-  counters_.demand_zero.fetch_add(1, std::memory_order_relaxed);
+  count(&Counters::demand_zero);
   return Ok{};
 }
 
@@ -60,12 +60,12 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
     Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes, waiter);
     if (!frame) return frame.error();
     leaf.install(EptEntry::leaf(*frame, Access::kAll));
-    counters_.demand_zero.fetch_add(1, std::memory_order_relaxed);
+    count(&Counters::demand_zero);
     return Ok{};
   }
   if (entry.writable()) {
     // Another vCPU finished the work (go to 9).
-    counters_.already_resolved.fetch_add(1, std::memory_order_relaxed);
+    count(&Counters::already_resolved);
     return Ok{};
   }
   const FrameId old_frame = entry.frame();
@@ -76,7 +76,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
     FrameLock frame_lock(frames, old_frame, waiter);
     if (frames.refcount(old_frame) == 1) {
       leaf.add_permissions(Access::kWrite);
-      counters_.in_place.fetch_add(1, std::memory_order_relaxed);
+      count(&Counters::in_place);
       return Ok{};
     }
   }
@@ -94,7 +94,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   if (!copy) return copy.error();
   waiter.poll();
   copy_frame_polling(memory_.frame_data(*copy), memory_.frame_data(old_frame), waiter);
-  counters_.copies.fetch_add(1, std::memory_order_relaxed);
+  count(&Counters::copies);
 
   // 5. Stage 1: publish the leaf as F2, readable and executable, not writable.
 #ifdef VMFORK_TESTING
@@ -103,7 +103,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
     if (hooks.after_publish) hooks.after_publish();
     ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
     (void)batch.wait(waiter);
-    counters_.shootdowns.fetch_add(1, std::memory_order_relaxed);
+    count(&Counters::shootdowns);
     tree.release_entry(entry, 1);
     return Ok{};
   }
@@ -118,7 +118,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   //    this no vCPU of ours can translate G to F.
   ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
   const InveptDone invept = batch.wait(waiter);
-  counters_.shootdowns.fetch_add(1, std::memory_order_relaxed);
+  count(&Counters::shootdowns);
 
   // 7. Stage 2: set W.
   leaf.make_writable(invept);

@@ -67,7 +67,8 @@ Result<FrameId> GuestMemory::allocate(FrameKind kind, Zeroed zeroed, Waiter& wai
   }
   if (!frame) return frame;
   frame_table_.set_allocated(*frame);
-  (kind == FrameKind::kData ? data_frames_ : table_frames_).fetch_add(1, std::memory_order_relaxed);
+  FrameKindCounts& counts = kind_counts_.local();
+  (kind == FrameKind::kData ? counts.data : counts.table).fetch_add(1, std::memory_order_relaxed);
   return frame;
 }
 
@@ -80,7 +81,8 @@ Result<FrameId> GuestMemory::allocate_table(Waiter& waiter) {
 }
 
 void GuestMemory::retire(FrameId frame, FrameKind kind) {
-  (kind == FrameKind::kData ? data_frames_ : table_frames_).fetch_sub(1, std::memory_order_relaxed);
+  FrameKindCounts& counts = kind_counts_.local();
+  (kind == FrameKind::kData ? counts.data : counts.table).fetch_sub(1, std::memory_order_relaxed);
   reclaimer_.retire(frame, kind);
 }
 
@@ -88,8 +90,10 @@ FrameCounts GuestMemory::frame_counts() const {
   FrameCounts counts;
   counts.capacity = pool_->capacity_frames();
   counts.free = pool_->available_frames();
-  counts.data = data_frames_.load(std::memory_order_relaxed);
-  counts.table = table_frames_.load(std::memory_order_relaxed);
+  kind_counts_.for_each([&counts](const FrameKindCounts& shard) {
+    counts.data += shard.data.load(std::memory_order_relaxed);
+    counts.table += shard.table.load(std::memory_order_relaxed);
+  });
   counts.reclaiming = reclaimer_.pending();
   return counts;
 }

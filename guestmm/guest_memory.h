@@ -14,6 +14,7 @@
 #include "guestmm/accounting.h"
 #include "guestmm/frame_pool.h"
 #include "guestmm/frame_table.h"
+#include "guestmm/per_thread.h"
 #include "guestmm/protocol_variant.h"
 #include "guestmm/reclaimer.h"
 
@@ -84,8 +85,13 @@ class GuestMemory final : public TableMemory {
   FrameTable frame_table_;
   mutable Reclaimer reclaimer_;  // mutable: const walks join it (HostWalkGuard)
   EptTree tree_{*this};
-  std::atomic<uint64_t> data_frames_{0};
-  std::atomic<uint64_t> table_frames_{0};
+  // Allocated minus released, per thread (a shard may wrap below zero; the
+  // sum modulo 2^64 is exact).
+  struct FrameKindCounts {
+    std::atomic<uint64_t> data{0};
+    std::atomic<uint64_t> table{0};
+  };
+  PerThread<FrameKindCounts> kind_counts_;
 
   mutable std::mutex roots_mutex_;  // never taken on a fault path
   std::multiset<FrameId> roots_;    // guarded by roots_mutex_

@@ -131,6 +131,29 @@ TEST(VmforkCli, CloneJsonHasTheRequiredFields) {
   expect_positive_number(row, "linux_fork_ns_median");
 }
 
+TEST(VmforkCli, JsonOnStdoutStaysAloneWithDefaultLogging) {
+  // Progress logs go to stderr; stdout holds one JSON object only.
+  const ProcessRun run =
+      run_vmfork("bench clone --json --sizes 64K --repeat 1 --fork-repeat 1", Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const nlohmann::json json = parse_json(run);
+  EXPECT_TRUE(json.contains("results")) << run.output;
+}
+
+TEST(VmforkCli, SizeAboveTheBenchLimitFailsWithAMessage) {
+  const ProcessRun run =
+      run_vmfork("bench clone --sizes 32T --repeat 1", Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("32 TiB"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, CowSizeBeyondHostMemoryFailsBeforeTouchingIt) {
+  const ProcessRun run =
+      run_vmfork("bench cow --size 900G --rounds 1 --kernel-repeat 1", Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("available"), std::string::npos) << run.output;
+}
+
 TEST(VmforkCli, CloneJsonHasNullForkAboveTheForkLimit) {
   const ProcessRun run = run_vmfork(
       "--log-level off bench clone --json --sizes 4M,8M --repeat 3 "

@@ -80,7 +80,7 @@ void add_clone(CLI::App& bench, Command& chosen) {
                    "(default: 64M,1G,4G,16G)")
       ->delimiter(',')
       ->transform(size_transform())
-      ->type_name("SIZE,...");
+      ->type_name("SIZE");
   clone->add_option("--repeat", args->options.repeat, "Clones timed per size (default: 101)")
       ->type_name("N")
       ->check(CLI::Range(1, 1'000'000));
@@ -115,7 +115,7 @@ void add_cow(CLI::App& bench, Command& chosen) {
       "(a forked child keeps every page shared), median of --kernel-repeat runs.");
   cow->fallthrough();
   cow->add_option("--size", args->options.ram_bytes,
-                  "Size of the snapshotted space, and of the kernel baseline's memory, K/M/G "
+                  "Size of the snapshotted space, and of the kernel baseline's memory, K/M/G/T "
                   "suffixes, at least 16K (default: 64M)")
       ->transform(size_transform())
       ->type_name("SIZE");

@@ -8,6 +8,7 @@
 #include "guestmm/address_space.h"
 #include "guestmm/guest_memory.h"
 #include "vmm/bench/clock.h"
+#include "vmm/bench/host_memory.h"
 #include "vmm/bench/linux_baseline.h"
 #include "vmm/bench/stats.h"
 #include "vmm/cli/size_arg.h"
@@ -17,6 +18,9 @@ namespace vmfork::bench {
 namespace {
 
 constexpr int kWarmupClones = 5;
+// The frame pool's own limit; the fully mapped space's data frames are
+// never written, so they cost no host memory.
+constexpr uint64_t kMaxRamBytes = uint64_t{16} << 40;
 
 // Frames for the page tables of a fully mapped space (one PT per 512 pages,
 // a PD per 512 PTs, ...), plus the clones' roots and some headroom.
@@ -81,6 +85,25 @@ Result<CloneBenchRow> measure_clone(uint64_t ram_bytes, int repeat) {
 }  // namespace
 
 Result<CloneBenchReport> run_clone_bench(const CloneBenchOptions& options) {
+  for (uint64_t ram_bytes : options.sizes) {
+    if (ram_bytes > kMaxRamBytes) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "guest RAM of " + cli::format_size(ram_bytes) + " is above the " +
+                            cli::format_size(kMaxRamBytes) + " this bench supports");
+    }
+    if (ram_bytes <= options.fork_max_bytes) {
+      if (Result<void> fits = require_available_memory(ram_bytes, "the Linux fork baseline");
+          !fits) {
+        return fits.error();
+      }
+    }
+  }
+  // Untimed: the first pool and the first clones of the process are slower
+  // (cold code and allocator); no size should pay for that.
+  if (Result<CloneBenchRow> warm = measure_clone(options.sizes.front(), 1); !warm) {
+    return warm.error();
+  }
+
   CloneBenchReport report;
   for (uint64_t ram_bytes : options.sizes) {
     // The GuestMemory is gone before fork() is timed, so the baseline

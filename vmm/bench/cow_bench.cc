@@ -1,5 +1,7 @@
 #include "vmm/bench/cow_bench.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -18,6 +20,8 @@
 #include "guestmm/snapshot.h"
 #include "guestmm/vcpu_memory.h"
 #include "vmm/bench/clock.h"
+#include "vmm/bench/copy_scaling.h"
+#include "vmm/bench/host_memory.h"
 #include "vmm/bench/linux_baseline.h"
 #include "vmm/bench/pool_warmup.h"
 #include "vmm/bench/stats.h"
@@ -34,24 +38,68 @@ namespace {
 constexpr int kBusyThreads = 2;
 constexpr std::array<int, 2> kFaultingThreads{1, 2};
 
+// One CPU per busy thread, from those the process may use; empty when
+// there are too few (then the threads share, and spinners must yield).
+std::vector<size_t> cpus_for_busy_threads() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  std::vector<size_t> cpus;
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return cpus;
+  for (size_t cpu = 0; cpu < CPU_SETSIZE && cpus.size() < kBusyThreads; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  }
+  if (cpus.size() < kBusyThreads) cpus.clear();
+  return cpus;
+}
+
+void pin_to_cpu(size_t cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+}
+
+// A vCPU that spins on something checks for shootdowns on every spin. When
+// the busy threads share a CPU it also yields now and then, or each wait
+// for the other would last a scheduler time slice; on CPUs of their own it
+// never does (a yield is a system call, during which it acknowledges
+// nothing).
+class Spinner {
+ public:
+  Spinner(VcpuMemory& vcpu, bool yield) : vcpu_(vcpu), yield_(yield) {}
+  void spin() {
+    vcpu_.check();
+    if (yield_ && ++spins_ % 64 == 0) {
+      std::this_thread::yield();
+    } else {
+      cpu_relax();
+    }
+  }
+
+ private:
+  VcpuMemory& vcpu_;
+  const bool yield_;
+  uint32_t spins_ = 0;
+};
+
 // Releases every thread of a round at once. Waiting threads are vCPUs
 // already in the shootdown domain, so they keep servicing while they wait.
 class StartBarrier {
  public:
   explicit StartBarrier(int parties) : remaining_(parties) {}
-  void arrive_and_wait(VcpuMemory& vcpu) {
+  void arrive_and_wait(Spinner& spinner) {
     remaining_.fetch_sub(1, std::memory_order_acq_rel);
-    while (remaining_.load(std::memory_order_acquire) > 0) {
-      vcpu.check();
-      cpu_relax();
-    }
+    while (remaining_.load(std::memory_order_acquire) > 0)
+      spinner.spin();
   }
 
  private:
   std::atomic<int> remaining_;
 };
 
-struct ThreadTiming {
+// Written once per thread at the end, padded: the faulting threads must not
+// share a cache line through their bookkeeping.
+struct alignas(64) ThreadTiming {
   uint64_t start_ns = 0;
   uint64_t end_ns = 0;
   uint64_t faults = 0;
@@ -59,8 +107,14 @@ struct ThreadTiming {
 };
 
 struct RoundSync {
-  explicit RoundSync(int parties) : barrier(parties) {}
+  RoundSync(int parties, std::span<const size_t> busy_cpus) : barrier(parties), cpus(busy_cpus) {}
   StartBarrier barrier;
+  const std::span<const size_t> cpus;  // thread i runs on cpus[i]; empty: unpinned
+  // Each busy thread starts here: on its own CPU, or yielding when shared.
+  Spinner start(VcpuMemory& vcpu, int thread) const {
+    if (!cpus.empty()) pin_to_cpu(cpus[static_cast<size_t>(thread)]);
+    return Spinner(vcpu, cpus.empty());
+  }
   std::atomic<int> faulting_done{0};
 };
 
@@ -74,10 +128,12 @@ struct RoundResult {
 // A faulting vCPU: one guest word store to each of its pages, a check()
 // between stores as the soft engine does once per basic block. Every store
 // hits a read-only shared page, so each one is one COW fault.
-void fault_pages(VcpuMemory& vcpu, Gfn first, uint64_t pages, int faulting_threads, RoundSync& sync,
-                 ThreadTiming& timing) {
-  sync.barrier.arrive_and_wait(vcpu);
-  timing.start_ns = now_ns();
+void fault_pages(VcpuMemory& vcpu, int thread, Gfn first, uint64_t pages, int faulting_threads,
+                 RoundSync& sync, ThreadTiming& timing) {
+  Spinner spinner = sync.start(vcpu, thread);
+  sync.barrier.arrive_and_wait(spinner);
+  const uint64_t start_ns = now_ns();
+  uint64_t faults = 0;
   for (uint64_t i = 0; i < pages; ++i) {
     Result<std::byte*> host = vcpu.translate((first + i).gpa(), Access::kWrite);
     if (!host) {
@@ -85,28 +141,29 @@ void fault_pages(VcpuMemory& vcpu, Gfn first, uint64_t pages, int faulting_threa
       break;
     }
     __atomic_store_n(reinterpret_cast<uint64_t*>(*host), first.value() + i, __ATOMIC_RELAXED);
-    ++timing.faults;
+    ++faults;
     vcpu.check();
   }
   timing.end_ns = now_ns();
+  timing.start_ns = start_ns;
+  timing.faults = faults;
   sync.faulting_done.fetch_add(1, std::memory_order_acq_rel);
   // Stay a running vCPU until the others are done: their shootdowns must be
   // acknowledged by a running vCPU, not skipped as they would be for a
   // parked one.
-  while (sync.faulting_done.load(std::memory_order_acquire) < faulting_threads) {
-    vcpu.check();
-    cpu_relax();
-  }
+  while (sync.faulting_done.load(std::memory_order_acquire) < faulting_threads)
+    spinner.spin();
 }
 
 // A running vCPU that faults on nothing: it reads its own page in a loop,
 // checking for shootdowns between reads, so every INVEPT of the faulting
 // thread waits for its acknowledgement.
-void acknowledge_until_done(VcpuMemory& vcpu, Gfn own, int faulting_threads, RoundSync& sync,
-                            ThreadTiming& timing) {
-  sync.barrier.arrive_and_wait(vcpu);
+void acknowledge_until_done(VcpuMemory& vcpu, int thread, Gfn own, int faulting_threads,
+                            RoundSync& sync, ThreadTiming& timing) {
+  Spinner spinner = sync.start(vcpu, thread);
+  sync.barrier.arrive_and_wait(spinner);
   while (sync.faulting_done.load(std::memory_order_acquire) < faulting_threads) {
-    vcpu.check();
+    spinner.spin();
     Result<std::byte*> host = vcpu.translate(own.gpa(), Access::kRead);
     if (!host) {
       timing.error = host.error();
@@ -145,7 +202,8 @@ Result<SharedSpace> make_shared_space(GuestMemory& memory, uint64_t ram_bytes) {
   return shared;
 }
 
-Result<RoundResult> run_round(GuestMemory& memory, uint64_t ram_bytes, int faulting_threads) {
+Result<RoundResult> run_round(GuestMemory& memory, uint64_t ram_bytes, int faulting_threads,
+                              std::span<const size_t> cpus) {
   Result<SharedSpace> shared = make_shared_space(memory, ram_bytes);
   if (!shared) return shared.error();
   AddressSpace& space = *shared->space;
@@ -160,7 +218,7 @@ Result<RoundResult> run_round(GuestMemory& memory, uint64_t ram_bytes, int fault
     vcpus.push_back(std::move(*vcpu));
   }
 
-  RoundSync sync(threads);
+  RoundSync sync(threads, cpus);
   std::vector<ThreadTiming> timings(static_cast<size_t>(threads));
   std::vector<std::thread> workers;
   for (int i = 0; i < threads; ++i) {
@@ -168,14 +226,14 @@ Result<RoundResult> run_round(GuestMemory& memory, uint64_t ram_bytes, int fault
     ThreadTiming& timing = timings[static_cast<size_t>(i)];
     const Gfn first(static_cast<uint64_t>(i) * pages_per_thread);
     if (i < faulting_threads) {
-      workers.emplace_back([&, first] {
-        fault_pages(vcpu, first, pages_per_thread, faulting_threads, sync, timing);
+      workers.emplace_back([&, first, i] {
+        fault_pages(vcpu, i, first, pages_per_thread, faulting_threads, sync, timing);
       });
     } else {
       // The last page of its half, which no thread writes.
       const Gfn own = first + (pages_per_thread - 1);
       workers.emplace_back(
-          [&, own] { acknowledge_until_done(vcpu, own, faulting_threads, sync, timing); });
+          [&, own, i] { acknowledge_until_done(vcpu, i, own, faulting_threads, sync, timing); });
     }
   }
   for (std::thread& worker : workers)
@@ -202,9 +260,9 @@ Result<RoundResult> run_round(GuestMemory& memory, uint64_t ram_bytes, int fault
   const FaultCounters after = space.counters();
   result.shootdowns = after.shootdowns - before.shootdowns;
   if (after.copies - before.copies != result.faults) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "expected " + std::to_string(result.faults) + " COW copies, counted " +
-                          std::to_string(after.copies - before.copies));
+    return make_error(ErrorCode::kInternal, "expected " + std::to_string(result.faults) +
+                                                " COW copies, counted " +
+                                                std::to_string(after.copies - before.copies));
   }
 
   // vCPUs leave before their space goes; then nothing is online and two
@@ -223,6 +281,22 @@ Result<CowBenchReport> run_cow_bench(const CowBenchOptions& options) {
   const uint64_t pages = options.ram_bytes / kPageSize;
   if (pages < 2 * kBusyThreads) {
     return make_error(ErrorCode::kInvalidArgument, "the COW bench needs at least 16 KiB");
+  }
+  // Touched: the kernel baseline's memory, the pool (a space and a copy of
+  // each page), the plain-copy baseline's source and target.
+  constexpr uint64_t kMaxBytes = uint64_t{1} << 40;
+  if (options.ram_bytes > kMaxBytes) {
+    return make_error(ErrorCode::kInvalidArgument, "the COW bench supports at most 1 TiB");
+  }
+  if (Result<void> fits = require_available_memory(5 * options.ram_bytes, "the COW bench"); !fits) {
+    return fits.error();
+  }
+  const std::vector<size_t> cpus = cpus_for_busy_threads();
+  if (cpus.empty()) {
+    spdlog::warn(
+        "cow bench: fewer than {} CPUs available: the busy threads share one, and the "
+        "figures include the scheduler's time slices",
+        kBusyThreads);
   }
   CowBenchReport report;
   report.ram_bytes = options.ram_bytes;
@@ -245,9 +319,15 @@ Result<CowBenchReport> run_cow_bench(const CowBenchOptions& options) {
   // Rounds of the two configurations alternate, so that a disturbance of
   // the shared host spreads over both rather than skewing their ratio.
   std::array<std::vector<RoundResult>, kFaultingThreads.size()> rounds;
+  PlainCopyBaseline plain_copy(options.ram_bytes);
+  std::vector<double> plain_copy_ratios;
   for (int round = -1; round < options.rounds; ++round) {  // round -1 warms up
+    const double plain_one = plain_copy.pages_per_sec(1);
+    const double plain_two = plain_copy.pages_per_sec(2);
+    if (round >= 0) plain_copy_ratios.push_back(plain_two / plain_one);
     for (size_t config = 0; config < kFaultingThreads.size(); ++config) {
-      Result<RoundResult> result = run_round(**memory, options.ram_bytes, kFaultingThreads[config]);
+      Result<RoundResult> result =
+          run_round(**memory, options.ram_bytes, kFaultingThreads[config], cpus);
       if (!result) return result.error();
       spdlog::debug("cow bench: round {} threads {}: {:.1f} ns/fault, {:.0f} faults/s", round,
                     kFaultingThreads[config], result->ns_per_fault, result->faults_per_sec);
@@ -255,6 +335,9 @@ Result<CowBenchReport> run_cow_bench(const CowBenchOptions& options) {
     }
   }
 
+  report.plain_copy_rate_2_over_1 = median(std::move(plain_copy_ratios));
+  spdlog::info("cow bench: plain page copies, 2 threads over 1: {:.2f}x",
+               report.plain_copy_rate_2_over_1);
   for (size_t config = 0; config < kFaultingThreads.size(); ++config) {
     CowThreadsRow row;
     row.threads = kFaultingThreads[config];

@@ -33,6 +33,9 @@ struct CowBenchReport {
   int rounds = 0;
   std::vector<CowThreadsRow> threads;  // 1 then 2 faulting threads
   double kernel_cow_ns_per_fault_median = 0;
+  // The same page copies without the protocol: 2-thread rate over 1-thread
+  // rate, the ceiling for rate_2_over_1 on this machine (copy_scaling.h).
+  double plain_copy_rate_2_over_1 = 0;
 };
 
 Result<CowBenchReport> run_cow_bench(const CowBenchOptions& options);

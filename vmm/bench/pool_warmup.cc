@@ -2,6 +2,10 @@
 
 #include <sys/mman.h>
 
+#include <cerrno>
+#include <cstring>
+#include <string>
+
 #include <atomic>
 #include <cstddef>
 
@@ -16,6 +20,11 @@ Result<void> populate_pool_now(GuestMemory& memory) {
   std::byte* base = pool.data(FrameId(0));
   const uint64_t bytes = pool.capacity_frames() * kPageSize;
   if (madvise(base, bytes, MADV_POPULATE_WRITE) == 0) return Ok{};
+  if (errno != EINVAL) {
+    return make_error(
+        ErrorCode::kSystem,
+        std::string("MADV_POPULATE_WRITE of the frame pool failed: ") + std::strerror(errno));
+  }
   // Older kernels: write every page without changing it. Frames may already
   // be in use (the root table), hence the atomic OR of zero.
   for (uint64_t offset = 0; offset < bytes; offset += kPageSize) {
