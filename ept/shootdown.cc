@@ -12,7 +12,9 @@ bool ShootdownTarget::service() {
   // still pending on the next check.
   const uint64_t requested = requested_.load(std::memory_order_seq_cst);
   if (requested == acked_.load(std::memory_order_relaxed)) return false;
-  const uint64_t context = pending_context_.exchange(kNoContext, std::memory_order_acq_rel);
+  // Every request up to `requested` set its context before its ticket
+  // (release), so this load sees it.
+  const uint64_t context = pending_context_.load(std::memory_order_acquire);
   if (context == kAllContexts) {
     tlb_.flush_all();
   } else if (context != kNoContext) {
@@ -21,6 +23,14 @@ bool ShootdownTarget::service() {
   serviced_.fetch_add(1, std::memory_order_relaxed);
   acked_.store(requested, std::memory_order_release);
   return true;
+}
+
+void ShootdownTarget::flush_own(Eptp eptp) {
+  if (eptp.valid()) {
+    tlb_.flush_context(eptp);
+  } else {
+    tlb_.flush_all();
+  }
 }
 
 void ShootdownTarget::park() {
@@ -39,10 +49,11 @@ void ShootdownTarget::resume() {
 
 uint64_t ShootdownTarget::request(Eptp eptp) {
   const uint64_t wanted = eptp.valid() ? eptp.raw() : kAllContexts;
-  uint64_t current = pending_context_.load(std::memory_order_relaxed);
-  for (;;) {
-    uint64_t next = wanted;
-    if (current != kNoContext && current != wanted) next = kAllContexts;
+  // Widen the context only when it changes: in the common case (the same
+  // EPTP again) the line is not written for it.
+  uint64_t current = pending_context_.load(std::memory_order_acquire);
+  while (current != wanted && current != kAllContexts) {
+    const uint64_t next = current == kNoContext ? wanted : kAllContexts;
     if (pending_context_.compare_exchange_weak(current, next, std::memory_order_acq_rel)) break;
   }
   const uint64_t ticket = requested_.fetch_add(1, std::memory_order_seq_cst) + 1;
@@ -89,24 +100,29 @@ void ShootdownDomain::remove(ShootdownTarget* target) {
   }
 }
 
-ShootdownBatch::ShootdownBatch(ShootdownDomain& domain, Eptp eptp) {
+ShootdownBatch::ShootdownBatch(ShootdownDomain& domain, Eptp eptp, ShootdownTarget* self) {
   const size_t slots = domain.count_.load(std::memory_order_acquire);
   for (size_t i = 0; i < slots; ++i) {
     ShootdownTarget* target = domain.targets_[i].load(std::memory_order_acquire);
     if (target == nullptr) continue;
+    if (target == self) {
+      self->flush_own(eptp);  // our own thread: no request, no wait
+      continue;
+    }
     targets_[count_] = target;
     tickets_[count_] = target->request(eptp);
     ++count_;
   }
 }
 
-ShootdownBatch ShootdownBatch::single_context(ShootdownDomain& domain, Eptp eptp) {
+ShootdownBatch ShootdownBatch::single_context(ShootdownDomain& domain, Eptp eptp,
+                                              Waiter& initiator) {
   assert(eptp.valid());
-  return ShootdownBatch(domain, eptp);
+  return ShootdownBatch(domain, eptp, initiator.own_shootdown_target());
 }
 
-ShootdownBatch ShootdownBatch::all_context(ShootdownDomain& domain) {
-  return ShootdownBatch(domain, Eptp());
+ShootdownBatch ShootdownBatch::all_context(ShootdownDomain& domain, Waiter& initiator) {
+  return ShootdownBatch(domain, Eptp(), initiator.own_shootdown_target());
 }
 
 ShootdownBatch::ShootdownBatch(ShootdownBatch&& other) noexcept

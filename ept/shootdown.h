@@ -49,6 +49,9 @@ class ShootdownTarget {
   void park();
   // The vCPU runs again: it flushes whatever was requested while parked.
   void resume();
+  // The vCPU initiates a shootdown itself: it flushes what a request for
+  // `eptp` (all contexts if invalid) would, with no request posted.
+  void flush_own(Eptp eptp);
   bool running() const { return running_.load(std::memory_order_seq_cst); }
   uint64_t serviced() const { return serviced_.load(std::memory_order_relaxed); }
 
@@ -72,12 +75,19 @@ class ShootdownTarget {
 
   TranslationCache& tlb_;  // owner thread only
   std::function<void()> kick_;
-  std::atomic<uint64_t> requested_{0};
-  std::atomic<uint64_t> acked_{0};
-  // What to flush: kNoContext, one EPTP's raw value, or kAllContexts when
-  // requests for several contexts piled up.
+
+  // A shootdown costs one cache-line transfer each way and no more: the
+  // initiators write only this line (running_ changes only when the vCPU
+  // parks or resumes), and the target writes only the next one.
+  alignas(64) std::atomic<uint64_t> requested_{0};
+  // What to flush: the union of every context ever requested, so the
+  // target never writes it: kNoContext, one EPTP's raw value, or
+  // kAllContexts once requests for two contexts were seen (flushing more
+  // than was asked is always correct, and a vCPU serves one space).
   std::atomic<uint64_t> pending_context_{kNoContext};
   std::atomic<bool> running_{true};
+
+  alignas(64) std::atomic<uint64_t> acked_{0};
   std::atomic<uint64_t> serviced_{0};
 };
 
@@ -90,6 +100,7 @@ class TargetWaiter : public Waiter {
   void poll() override {
     if (target_.pending()) target_.service();
   }
+  ShootdownTarget* own_shootdown_target() override { return &target_; }
 
  private:
   ShootdownTarget& target_;
@@ -123,8 +134,12 @@ class ShootdownDomain {
 // completes it. Destroying an unwaited batch is a bug (asserted).
 class [[nodiscard]] ShootdownBatch {
  public:
-  static ShootdownBatch single_context(ShootdownDomain& domain, Eptp eptp);
-  static ShootdownBatch all_context(ShootdownDomain& domain);
+  // `initiator` is the calling thread's waiter; when it is a vCPU of the
+  // domain, its own translations are flushed at once.
+  static ShootdownBatch single_context(ShootdownDomain& domain, Eptp eptp,
+                                       Waiter& initiator = HostWaiter::instance());
+  static ShootdownBatch all_context(ShootdownDomain& domain,
+                                    Waiter& initiator = HostWaiter::instance());
   ShootdownBatch(ShootdownBatch&& other) noexcept;
   ShootdownBatch& operator=(ShootdownBatch&&) = delete;
   ~ShootdownBatch();
@@ -134,7 +149,7 @@ class [[nodiscard]] ShootdownBatch {
   InveptDone wait(Waiter& waiter);
 
  private:
-  ShootdownBatch(ShootdownDomain& domain, Eptp eptp);
+  ShootdownBatch(ShootdownDomain& domain, Eptp eptp, ShootdownTarget* self);
 
   // The targets that got a request, with their tickets: a slot reused by
   // another vCPU after a removal must not be mistaken for its predecessor.

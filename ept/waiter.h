@@ -7,6 +7,8 @@
 
 namespace vmfork {
 
+class ShootdownTarget;
+
 inline void cpu_relax() {
   __builtin_ia32_pause();
 }
@@ -20,6 +22,10 @@ class Waiter {
   // service what is addressed to it without waiting: the sooner a vCPU
   // acknowledges, the sooner another vCPU's fault completes.
   virtual void poll() {}
+  // The waiting thread's own shootdown target, if it is a vCPU: a shootdown
+  // it initiates flushes its own translations directly instead of posting
+  // to itself (which would move its request line between cores).
+  virtual ShootdownTarget* own_shootdown_target() { return nullptr; }
 };
 
 // The waiter of a thread that is not a vCPU: it caches no translation, so

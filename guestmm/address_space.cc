@@ -97,7 +97,7 @@ void AddressSpace::flush_vcpus(Waiter& waiter) {
   // Clearing W in our root entries made every writable translation our vCPUs
   // cached stale. They are stopped, so this completes at once and each one
   // flushes when it resumes.
-  ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
+  ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp(), waiter);
   (void)batch.wait(waiter);
   count(&Counters::shootdowns);
 }

@@ -101,7 +101,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   if (hooks.variant == ProtocolVariant::kSingleStage) {
     leaf.remap_writable_for_testing(*copy);  // weakened: the second race
     if (hooks.after_publish) hooks.after_publish();
-    ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
+    ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp(), waiter);
     (void)batch.wait(waiter);
     count(&Counters::shootdowns);
     tree.release_entry(entry, 1);
@@ -116,7 +116,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   // 6. INVEPT, single-context for our EPTP, on every vCPU of this space;
   //    wait for every acknowledgement (servicing our own meanwhile). After
   //    this no vCPU of ours can translate G to F.
-  ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp());
+  ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp(), waiter);
   const InveptDone invept = batch.wait(waiter);
   count(&Counters::shootdowns);
 

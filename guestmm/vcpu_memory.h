@@ -66,6 +66,7 @@ class VcpuMemory final : public Waiter {
     if (target_.running()) memory_.reclaimer().quiescent(*participant_);
   }
   void poll() override { waiter_.poll(); }
+  ShootdownTarget* own_shootdown_target() override { return &target_; }
 
   AddressSpace& space() const { return space_; }
   TranslationCache& tlb() { return tlb_; }

@@ -128,6 +128,33 @@ TEST_F(ShootdownTest, AVcpuShootingItselfDownFinishesWithATargetWaiter) {
   EXPECT_FALSE(vcpu_.cached(kEptpA));
 }
 
+TEST_F(ShootdownTest, AnInitiatingVcpuFlushesItselfWithoutPostingARequest) {
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
+  vcpu_.cache(kEptpA);
+  TargetWaiter waiter(vcpu_.target);
+  ShootdownBatch batch = ShootdownBatch::single_context(domain_, kEptpA, waiter);
+  EXPECT_FALSE(vcpu_.cached(kEptpA)) << "flushed when the batch was made";
+  EXPECT_FALSE(vcpu_.target.pending()) << "no request to itself";
+  EXPECT_EQ(vcpu_.target.serviced(), 0u);
+  batch.wait(waiter);
+}
+
+TEST_F(ShootdownTest, ContextsRequestedEarlierStayInTheFlushSet) {
+  // The target never writes the request line, so the set of contexts to
+  // flush only grows: a later request for one context flushes both.
+  EXPECT_TRUE(domain_.add(&vcpu_.target));
+  ShootdownBatch first = ShootdownBatch::single_context(domain_, kEptpA);
+  ASSERT_TRUE(vcpu_.target.service());
+  first.wait(waiter_);
+  vcpu_.cache(kEptpA);
+  vcpu_.cache(kEptpB, kGfn + 1);
+  ShootdownBatch second = ShootdownBatch::single_context(domain_, kEptpB);
+  ASSERT_TRUE(vcpu_.target.service());
+  second.wait(waiter_);
+  EXPECT_FALSE(vcpu_.cached(kEptpB, kGfn + 1));
+  EXPECT_FALSE(vcpu_.cached(kEptpA)) << "flushing more than asked is always correct";
+}
+
 TEST_F(ShootdownTest, BatchOverAnEmptyDomainCompletesAtOnce) {
   ShootdownBatch batch = ShootdownBatch::all_context(domain_);
   batch.wait(waiter_);
