@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -79,42 +80,40 @@ TEST(VmforkCli, CowHelpDescribesItsOptions) {
   }
 }
 
-TEST(VmforkCli, NoSubcommandFailsWithAMessage) {
-  const ProcessRun run = run_vmfork("", Capture::kStdoutAndStderr);
+// A bad command line fails, and its message names what was wrong.
+struct BadArguments {
+  const char* name;
+  const char* args;
+  std::vector<const char*> mentions;
+};
+
+class VmforkCliRefuses : public ::testing::TestWithParam<BadArguments> {};
+
+TEST_P(VmforkCliRefuses, WithAMessageNamingTheProblem) {
+  const ProcessRun run = run_vmfork(GetParam().args, Capture::kStdoutAndStderr);
   EXPECT_NE(run.exit_status, 0);
-  EXPECT_NE(run.output.find("subcommand"), std::string::npos) << run.output;
+  for (const char* mention : GetParam().mentions) {
+    EXPECT_NE(run.output.find(mention), std::string::npos) << run.output;
+  }
 }
 
-TEST(VmforkCli, UnknownFlagFailsWithAMessageNamingIt) {
-  const ProcessRun run = run_vmfork("bench clone --no-such-flag", Capture::kStdoutAndStderr);
-  EXPECT_NE(run.exit_status, 0);
-  EXPECT_NE(run.output.find("--no-such-flag"), std::string::npos) << run.output;
-}
-
-TEST(VmforkCli, MalformedSizeFailsWithAMessageNamingIt) {
-  const ProcessRun run = run_vmfork("bench clone --sizes 64M,12Q", Capture::kStdoutAndStderr);
-  EXPECT_NE(run.exit_status, 0);
-  EXPECT_NE(run.output.find("12Q"), std::string::npos) << run.output;
-}
-
-TEST(VmforkCli, SizeThatIsNotWholePagesFails) {
-  const ProcessRun run = run_vmfork("bench cow --size 5000", Capture::kStdoutAndStderr);
-  EXPECT_NE(run.exit_status, 0);
-  EXPECT_NE(run.output.find("4 KiB"), std::string::npos) << run.output;
-}
-
-TEST(VmforkCli, ZeroRepeatFails) {
-  const ProcessRun run = run_vmfork("bench clone --repeat 0", Capture::kStdoutAndStderr);
-  EXPECT_NE(run.exit_status, 0);
-  EXPECT_NE(run.output.find("--repeat"), std::string::npos) << run.output;
-}
-
-TEST(VmforkCli, UnknownLogLevelFailsWithTheAcceptedNames) {
-  const ProcessRun run = run_vmfork("--log-level loud bench cow", Capture::kStdoutAndStderr);
-  EXPECT_NE(run.exit_status, 0);
-  EXPECT_NE(run.output.find("loud"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("debug"), std::string::npos) << run.output;
-}
+INSTANTIATE_TEST_SUITE_P(
+    BadCommandLines, VmforkCliRefuses,
+    ::testing::Values(
+        BadArguments{"NoSubcommand", "", {"subcommand"}},
+        BadArguments{"UnknownFlag", "bench clone --no-such-flag", {"--no-such-flag"}},
+        BadArguments{"MalformedSize", "bench clone --sizes 64M,12Q", {"12Q"}},
+        BadArguments{"SizeNotWholePages", "bench cow --size 5000", {"4 KiB"}},
+        BadArguments{"ZeroRepeat", "bench clone --repeat 0", {"--repeat"}},
+        // Validation happens before anything runs (a tiny size in case it did not).
+        BadArguments{"UnknownLogLevel",
+                     "--log-level loud bench cow --size 16K --rounds 1 --kernel-repeat 1",
+                     {"loud", "debug"}},
+        BadArguments{"SizeAboveTheBenchLimit", "bench clone --sizes 32T --repeat 1", {"32 TiB"}},
+        BadArguments{"CowSizeBeyondHostMemory",
+                     "bench cow --size 900G --rounds 1 --kernel-repeat 1",
+                     {"available"}}),
+    [](const ::testing::TestParamInfo<BadArguments>& param_info) { return param_info.param.name; });
 
 TEST(VmforkCli, CloneJsonHasTheRequiredFields) {
   const ProcessRun run = run_vmfork(
@@ -138,20 +137,6 @@ TEST(VmforkCli, JsonOnStdoutStaysAloneWithDefaultLogging) {
   ASSERT_EQ(run.exit_status, 0) << run.output;
   const nlohmann::json json = parse_json(run);
   EXPECT_TRUE(json.contains("results")) << run.output;
-}
-
-TEST(VmforkCli, SizeAboveTheBenchLimitFailsWithAMessage) {
-  const ProcessRun run =
-      run_vmfork("bench clone --sizes 32T --repeat 1", Capture::kStdoutAndStderr);
-  EXPECT_NE(run.exit_status, 0);
-  EXPECT_NE(run.output.find("32 TiB"), std::string::npos) << run.output;
-}
-
-TEST(VmforkCli, CowSizeBeyondHostMemoryFailsBeforeTouchingIt) {
-  const ProcessRun run =
-      run_vmfork("bench cow --size 900G --rounds 1 --kernel-repeat 1", Capture::kStdoutAndStderr);
-  EXPECT_NE(run.exit_status, 0);
-  EXPECT_NE(run.output.find("available"), std::string::npos) << run.output;
 }
 
 TEST(VmforkCli, CloneJsonHasNullForkAboveTheForkLimit) {
