@@ -5,6 +5,7 @@
 
 #include "vmm/bench/bench_command.h"
 #include "vmm/cli/log_level.h"
+#include "vmm/cli/run_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"vmfork: a KVM-based VMM whose guest memory is cloned copy-on-write", "vmfork"};
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
       ->type_name("trace|debug|info|warn|error|off");
 
   vmfork::bench::Command chosen;
+  vmfork::cli::add_run_command(app, chosen);
   vmfork::bench::add_bench_command(app, chosen);
 
   CLI11_PARSE(app, argc, argv);

@@ -19,19 +19,6 @@ namespace {
 
 enum class OutputFormat : uint8_t { kTable, kJson };
 
-// Turns "64M" into "67108864" before CLI11 converts it, or rejects it with
-// parse_size's message.
-CLI::Validator size_transform() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        Result<uint64_t> bytes = cli::parse_size(text);
-        if (!bytes) return bytes.error().message;
-        text = std::to_string(*bytes);
-        return {};
-      },
-      "", "size");
-}
-
 template <class Report>
 int emit(const Result<Report>& report, OutputFormat format) {
   if (!report) {
@@ -79,7 +66,7 @@ void add_clone(CLI::App& bench, Command& chosen) {
                    "Guest RAM sizes, comma-separated, K/M/G/T suffixes, multiples of 4 KiB "
                    "(default: 64M,1G,4G,16G)")
       ->delimiter(',')
-      ->transform(size_transform())
+      ->transform(cli::size_transform())
       ->type_name("SIZE");
   clone->add_option("--repeat", args->options.repeat, "Clones timed per size (default: 101)")
       ->type_name("N")
@@ -92,7 +79,7 @@ void add_clone(CLI::App& bench, Command& chosen) {
   clone
       ->add_option("--fork-max", args->options.fork_max_bytes,
                    "Largest size with a Linux fork baseline (default: 1G)")
-      ->transform(size_transform())
+      ->transform(cli::size_transform())
       ->type_name("SIZE");
   clone->add_flag("--json", args->json,
                   "Print one JSON object: {\"results\":[{\"ram_bytes\",\"clone_ns_median\","
@@ -117,7 +104,7 @@ void add_cow(CLI::App& bench, Command& chosen) {
   cow->add_option("--size", args->options.ram_bytes,
                   "Size of the snapshotted space, and of the kernel baseline's memory, K/M/G/T "
                   "suffixes, at least 16K (default: 64M)")
-      ->transform(size_transform())
+      ->transform(cli::size_transform())
       ->type_name("SIZE");
   cow->add_option("--rounds", args->options.rounds,
                   "Timed rounds per thread count, each on a fresh space (default: 11)")

@@ -7,11 +7,11 @@
 
 #include "guestmm/address_space.h"
 #include "guestmm/guest_memory.h"
-#include "vmm/bench/clock.h"
 #include "vmm/bench/host_memory.h"
 #include "vmm/bench/linux_baseline.h"
 #include "vmm/bench/stats.h"
 #include "vmm/cli/size_arg.h"
+#include "vmm/clock.h"
 
 namespace vmfork::bench {
 

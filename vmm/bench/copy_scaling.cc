@@ -7,7 +7,7 @@
 
 #include "ept/types.h"
 #include "ept/waiter.h"
-#include "vmm/bench/clock.h"
+#include "vmm/clock.h"
 
 namespace vmfork::bench {
 

@@ -19,13 +19,13 @@
 #include "guestmm/guest_memory.h"
 #include "guestmm/snapshot.h"
 #include "guestmm/vcpu_memory.h"
-#include "vmm/bench/clock.h"
 #include "vmm/bench/copy_scaling.h"
 #include "vmm/bench/host_memory.h"
 #include "vmm/bench/linux_baseline.h"
 #include "vmm/bench/pool_warmup.h"
 #include "vmm/bench/stats.h"
 #include "vmm/cli/size_arg.h"
+#include "vmm/clock.h"
 
 namespace vmfork::bench {
 

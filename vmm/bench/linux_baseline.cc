@@ -12,8 +12,8 @@
 
 #include "ept/types.h"
 #include "guestmm/host_mapping.h"
-#include "vmm/bench/clock.h"
 #include "vmm/bench/stats.h"
+#include "vmm/clock.h"
 
 namespace vmfork::bench {
 

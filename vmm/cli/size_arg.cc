@@ -75,4 +75,15 @@ std::string format_size(uint64_t bytes) {
   return std::to_string(bytes) + " B";
 }
 
+CLI::Validator size_transform() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        Result<uint64_t> bytes = parse_size(text);
+        if (!bytes) return bytes.error().message;
+        text = std::to_string(*bytes);
+        return {};
+      },
+      "", "size");
+}
+
 }  // namespace vmfork::cli

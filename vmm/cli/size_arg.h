@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+
+#include <CLI/CLI.hpp>
 #include <string_view>
 
 #include "ept/result.h"
@@ -15,5 +17,9 @@ Result<uint64_t> parse_size(std::string_view text);
 
 // "64 MiB", "16 GiB", or bytes when no binary unit divides evenly.
 std::string format_size(uint64_t bytes);
+
+// For CLI11 options: turns "64M" into "67108864" before CLI11 converts it,
+// or rejects it with parse_size's message.
+CLI::Validator size_transform();
 
 }  // namespace vmfork::cli

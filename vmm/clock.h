@@ -1,10 +1,10 @@
-// The benchmarks' clock: monotonic nanoseconds (vDSO, no system call).
+// The monitor's clock: monotonic nanoseconds (vDSO, no system call).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 
-namespace vmfork::bench {
+namespace vmfork {
 
 inline uint64_t now_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -12,4 +12,4 @@ inline uint64_t now_ns() {
                                    .count());
 }
 
-}  // namespace vmfork::bench
+}  // namespace vmfork

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs a guest under `vmfork run` and checks its console output and exit
+# status. Lines of VMs running at once interleave, so both sides are sorted;
+# the only varying figures (forkdemo's TSC ticks) are masked first.
+#
+#   run_guest.sh VMFORK GUEST.elf EXPECTED.txt STATUS STDERR_REGEX [vmfork run options...]
+#
+# STDERR_REGEX (extended, may be empty) must match a line of stderr.
+set -u
+vmfork=$1 guest=$2 expected=$3 want_status=$4 stderr_regex=$5
+shift 5
+stderr=$(mktemp)
+trap 'rm -f "$stderr"' EXIT
+actual=$("$vmfork" --log-level warn run "$guest" "$@" 2>"$stderr")
+status=$?
+normalize() { sed -E 's/fork latency: [0-9]+ ticks/fork latency: <ticks> ticks/' | LC_ALL=C sort; }
+if ! diff <(normalize <"$expected") <(printf '%s\n' "$actual" | normalize); then
+  echo "console output differs (< expected, > actual); stderr was:"
+  cat "$stderr"
+  exit 1
+fi
+if [ "$status" -ne "$want_status" ]; then
+  echo "exit status $status, expected $want_status; stderr was:"
+  cat "$stderr"
+  exit 1
+fi
+if [ -n "$stderr_regex" ] && ! grep -Eq -- "$stderr_regex" "$stderr"; then
+  echo "no line of stderr matches /$stderr_regex/; stderr was:"
+  cat "$stderr"
+  exit 1
+fi

@@ -1,0 +1,181 @@
+#include "vmm/cli/run_command.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vmm/boot/boot_layout.h"
+#include "vmm/cli/size_arg.h"
+#include "vmm/loader/elf_loader.h"
+#include "vmm/loader/read_file.h"
+#include "vmm/vm/monitor.h"
+
+namespace vmfork::cli {
+
+namespace {
+
+enum class Engine : uint8_t { kAuto, kSoft, kKvm };
+
+struct RunArgs {
+  std::string guest;
+  uint32_t vcpus = 1;
+  uint64_t ram_bytes = uint64_t{256} << 20;
+  uint64_t pool_bytes = 0;  // 0: what the host has available
+  Engine engine = Engine::kAuto;
+};
+
+// Host memory available now, whole MiB; the default frame pool. Guests that
+// write more than this fail with "frame pool exhausted" instead of waking
+// the OOM killer.
+uint64_t default_pool_bytes() {
+  const long pages = sysconf(_SC_AVPHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return uint64_t{4} << 30;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size) >> 20 << 20;
+}
+
+// Which engine runs the guest, or why none can.
+Result<Engine> choose_engine(Engine wanted) {
+  if (wanted == Engine::kSoft) return Engine::kSoft;
+  const int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  const int open_errno = errno;
+  if (kvm >= 0) close(kvm);
+  if (wanted == Engine::kKvm) {
+    if (kvm < 0) {
+      return make_error(
+          ErrorCode::kInvalidArgument,
+          std::string("--engine kvm: cannot open /dev/kvm: ") + std::strerror(open_errno));
+    }
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--engine kvm: this build has no kvm engine yet; use --engine soft");
+  }
+  // auto: kvm when it opens, once there is a kvm engine; soft until then.
+  return Engine::kSoft;
+}
+
+// The interpreter's registers from the engine-neutral boot state.
+VcpuSnapshot soft_start_state(const VcpuBootState& boot) {
+  VcpuSnapshot vcpu;
+  soft::CpuState& cpu = vcpu.cpu;
+  using soft::Gpr;
+  cpu.reg(Gpr::kRax) = boot.regs.rax;
+  cpu.reg(Gpr::kRcx) = boot.regs.rcx;
+  cpu.reg(Gpr::kRdx) = boot.regs.rdx;
+  cpu.reg(Gpr::kRbx) = boot.regs.rbx;
+  cpu.reg(Gpr::kRsp) = boot.regs.rsp;
+  cpu.reg(Gpr::kRbp) = boot.regs.rbp;
+  cpu.reg(Gpr::kRsi) = boot.regs.rsi;
+  cpu.reg(Gpr::kRdi) = boot.regs.rdi;
+  cpu.reg(Gpr::kR8) = boot.regs.r8;
+  cpu.reg(Gpr::kR9) = boot.regs.r9;
+  cpu.reg(Gpr::kR10) = boot.regs.r10;
+  cpu.reg(Gpr::kR11) = boot.regs.r11;
+  cpu.reg(Gpr::kR12) = boot.regs.r12;
+  cpu.reg(Gpr::kR13) = boot.regs.r13;
+  cpu.reg(Gpr::kR14) = boot.regs.r14;
+  cpu.reg(Gpr::kR15) = boot.regs.r15;
+  cpu.rip = boot.rip;
+  cpu.rflags = boot.rflags;
+  cpu.fs_base = boot.fs.base;
+  cpu.gs_base = boot.gs.base;
+  return vcpu;
+}
+
+Result<int> run_guest(const RunArgs& args) {
+  if (Result<Engine> engine = choose_engine(args.engine); !engine) return engine.error();
+  Result<std::vector<std::byte>> file = read_file(args.guest);
+  if (!file) return file.error();
+  Result<GuestLayout> layout = GuestLayout::create(args.ram_bytes, args.vcpus);
+  if (!layout) return layout.error();
+  const uint64_t pool_bytes = args.pool_bytes != 0 ? args.pool_bytes : default_pool_bytes();
+  Result<std::unique_ptr<Monitor>> monitor = Monitor::create(pool_bytes);
+  if (!monitor) return monitor.error();
+
+  const std::string name = "vm0";
+  Result<std::unique_ptr<AddressSpace>> space =
+      (*monitor)->memory().create_space(name, args.ram_bytes);
+  if (!space) return space.error();
+  Result<LoadedElf> loaded = load_elf(*file, **space, *layout);
+  if (!loaded) {
+    return make_error(loaded.error().code, args.guest + ": " + loaded.error().message);
+  }
+  Result<std::vector<VcpuBootState>> boot =
+      write_boot_layout(**space, *layout, {loaded->entry, loaded->free_base, loaded->free_end});
+  if (!boot) return boot.error();
+  std::vector<VcpuSnapshot> vcpus;
+  for (const VcpuBootState& state : *boot)
+    vcpus.push_back(soft_start_state(state));
+
+  Result<std::unique_ptr<Vm>> vm =
+      Vm::create(**monitor, name, std::move(*space), *layout, vcpus, std::nullopt);
+  if (!vm) return vm.error();
+  (*monitor)->launch(std::move(*vm));
+  const int status = (*monitor)->wait();
+
+  std::vector<ForkLatency> forks = (*monitor)->fork_latencies();
+  if (!forks.empty()) {
+    std::sort(forks.begin(), forks.end(),
+              [](const ForkLatency& a, const ForkLatency& b) { return a.ns < b.ns; });
+    spdlog::info("fork latency over {} clone(s): median {:.1f} us, max {:.1f} us", forks.size(),
+                 static_cast<double>(forks[forks.size() / 2].ns) / 1000,
+                 static_cast<double>(forks.back().ns) / 1000);
+  }
+  return status;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, std::function<int()>& chosen) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* run = app.add_subcommand(
+      "run",
+      "Boot a guest ELF (DESIGN section 8 ABI) on --vcpus vCPUs with --mem of RAM and run it "
+      "and every clone it forks until all have ended. Console lines are printed with the VM's "
+      "name ([vm0], [vm0.1] for its clone 1, ...). Exit status: 0 when every VM ended with "
+      "status 0, otherwise the first non-zero status (a VM that fails, e.g. on an unsupported "
+      "instruction, ends with status 1 and an error on stderr).");
+  run->add_option("guest", args->guest, "The guest program (static ELF64 x86-64)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("--vcpus", args->vcpus, "vCPUs of the VM (default: 1)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 64));
+  run->add_option("--mem", args->ram_bytes,
+                  "Guest RAM, a multiple of 2 MiB, K/M/G suffixes (default: 256M)")
+      ->transform(size_transform())
+      ->type_name("SIZE");
+  run->add_option("--pool", args->pool_bytes,
+                  "Frame pool shared by the VM and its clones (default: the host's available "
+                  "memory); a VM that needs more fails with \"frame pool exhausted\"")
+      ->transform(size_transform())
+      ->type_name("SIZE");
+  run->add_option("--engine", args->engine,
+                  "auto (kvm when /dev/kvm opens and the build has the kvm engine, else soft), "
+                  "soft (the x86-64 interpreter), or kvm (default: auto)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Engine>{
+              {"auto", Engine::kAuto}, {"soft", Engine::kSoft}, {"kvm", Engine::kKvm}},
+          CLI::ignore_case))
+      ->type_name("auto|soft|kvm");
+  run->callback([args, &chosen] {
+    chosen = [args] {
+      Result<int> status = run_guest(*args);
+      if (!status) {
+        fmt::print(stderr, "vmfork: {}\n", status.error().message);
+        return 1;
+      }
+      return *status;
+    };
+  });
+}
+
+}  // namespace vmfork::cli

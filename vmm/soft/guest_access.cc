@@ -1,0 +1,62 @@
+#include "vmm/soft/guest_access.h"
+
+#include <cstring>
+#include <string>
+
+namespace vmfork::soft {
+
+Result<std::byte*> GuestAccess::page_slow(uint64_t gpa, Access access) {
+  const uint64_t base = gpa & ~uint64_t{0xfff};
+  Result<std::byte*> host = env_->translate(base, access);
+  if (!host) return host.error();
+  const TlbEntry entry{base >> 12, epoch_, *host};
+  read_tlb_[entry.page & (kTlbEntries - 1)] = entry;  // a writable page is readable too
+  if (access == Access::kWrite) write_tlb_[entry.page & (kTlbEntries - 1)] = entry;
+  return *host + (gpa & 0xfff);
+}
+
+Result<uint64_t> GuestAccess::read(uint64_t gpa, unsigned size) {
+  uint64_t value = 0;
+  const uint64_t in_page = 0x1000 - (gpa & 0xfff);
+  Result<std::byte*> first = page(gpa, Access::kRead);
+  if (!first) return first.error();
+  if (size <= in_page) {
+    std::memcpy(&value, *first, size);
+    return value;
+  }
+  Result<std::byte*> second = page(gpa + in_page, Access::kRead);
+  if (!second) return second.error();
+  auto* bytes = reinterpret_cast<std::byte*>(&value);
+  std::memcpy(bytes, *first, in_page);
+  std::memcpy(bytes + in_page, *second, size - in_page);
+  return value;
+}
+
+Result<void> GuestAccess::write(uint64_t gpa, unsigned size, uint64_t value) {
+  const uint64_t in_page = 0x1000 - (gpa & 0xfff);
+  Result<std::byte*> first = page(gpa, Access::kWrite);
+  if (!first) return first.error();
+  const auto* bytes = reinterpret_cast<const std::byte*>(&value);
+  if (size <= in_page) {
+    std::memcpy(*first, bytes, size);
+  } else {
+    // Translate both pages before writing either: a fault leaves memory unchanged.
+    Result<std::byte*> second = page(gpa + in_page, Access::kWrite);
+    if (!second) return second.error();
+    std::memcpy(*first, bytes, in_page);
+    std::memcpy(*second, bytes + in_page, size - in_page);
+  }
+  note_write(gpa, size);
+  return Ok{};
+}
+
+Result<std::byte*> GuestAccess::locked(uint64_t gpa, unsigned size) {
+  if ((gpa & 0xfff) + size > 0x1000) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "locked access of " + std::to_string(size) +
+                          " bytes crosses a page boundary (not supported)");
+  }
+  return page(gpa, Access::kWrite);
+}
+
+}  // namespace vmfork::soft

@@ -1,0 +1,73 @@
+#include "vmm/vm/monitor.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+namespace vmfork {
+
+Result<std::unique_ptr<Monitor>> Monitor::create(uint64_t pool_bytes) {
+  Result<std::unique_ptr<GuestMemory>> memory =
+      GuestMemory::create({.pool_bytes = pool_bytes, .populate = Populate::kAhead});
+  if (!memory) return memory.error();
+  return std::unique_ptr<Monitor>(new Monitor(std::move(*memory)));
+}
+
+Monitor::~Monitor() {
+  (void)wait();
+  // VMs (and their address spaces) go before the memory they live in.
+  std::lock_guard lock(mutex_);
+  vms_.clear();
+}
+
+void Monitor::launch(std::unique_ptr<Vm> vm) {
+  Vm& started = *vm;
+  {
+    std::lock_guard lock(mutex_);
+    vms_.push_back(std::move(vm));
+  }
+  started.start();
+}
+
+int Monitor::wait() {
+  int first_failure = 0;
+  // VMs launched while we wait (clones) are appended: walk by index.
+  for (size_t i = 0;; ++i) {
+    Vm* vm = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (i >= vms_.size()) break;
+      vm = vms_[i].get();
+    }
+    if (vm == nullptr) continue;  // an earlier wait() took it
+    vm->join();
+    const int status = vm->status();
+    spdlog::info("{} ended with status {}", vm->name(), status);
+    if (status != 0 && first_failure == 0) first_failure = status;
+    // Its memory goes back to the pool now, not when every VM has ended.
+    std::lock_guard lock(mutex_);
+    vms_[i].reset();
+  }
+  return first_failure;
+}
+
+void Monitor::report_vm_error(const std::string& message) {
+  // Always shown, whatever the log level: a VM ended on it.
+  fmt::print(stderr, "vmfork: {}\n", message);
+  std::fflush(stderr);
+}
+
+void Monitor::record_fork_latency(const std::string& clone, uint64_t ns) {
+  spdlog::info("{}: fork latency {:.1f} us (request to first instruction)", clone,
+               static_cast<double>(ns) / 1000);
+  std::lock_guard lock(mutex_);
+  fork_latencies_.push_back({clone, ns});
+}
+
+std::vector<ForkLatency> Monitor::fork_latencies() const {
+  std::lock_guard lock(mutex_);
+  return fork_latencies_;
+}
+
+}  // namespace vmfork

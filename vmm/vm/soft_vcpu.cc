@@ -1,0 +1,93 @@
+#include "vmm/vm/soft_vcpu.h"
+
+#include <fmt/format.h>
+
+#include "vmm/vm/vm.h"
+
+namespace vmfork {
+
+namespace {
+// Instructions per run() call: a run also ends at every pause request, so
+// this only bounds how long a vCPU goes without returning to its loop.
+constexpr uint64_t kRunBudget = uint64_t{1} << 22;
+}  // namespace
+
+Result<std::unique_ptr<SoftVcpu>> SoftVcpu::create(Vm& vm, uint32_t index,
+                                                   const VcpuSnapshot& from) {
+  Result<std::unique_ptr<VcpuMemory>> memory = VcpuMemory::create(vm.space(), VcpuStart::kParked);
+  if (!memory) return memory.error();
+  return std::unique_ptr<SoftVcpu>(new SoftVcpu(vm, index, std::move(*memory), from));
+}
+
+SoftVcpu::SoftVcpu(Vm& vm, uint32_t index, std::unique_ptr<VcpuMemory> memory,
+                   const VcpuSnapshot& from)
+    : vm_(vm), index_(index), memory_(std::move(memory)), state_(from.cpu), halted_(from.halted) {}
+
+SoftVcpu::~SoftVcpu() {
+  join();
+}
+
+void SoftVcpu::start() {
+  if (!halted_) thread_ = std::thread([this] { run(); });
+}
+
+void SoftVcpu::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<std::byte*> SoftVcpu::translate(uint64_t gpa, Access access) {
+  return memory_->translate(Gpa(gpa), access);
+}
+
+Result<soft::PortAction> SoftVcpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
+  if (port == port::kFork && size == 4) {
+    // The fork happens at the next instruction boundary, in run().
+    fork_request_ = value;
+    return soft::PortAction::kStop;
+  }
+  return vm_.port_out(*this, port, size, value);
+}
+
+Result<uint32_t> SoftVcpu::port_in(uint16_t port, uint8_t size) {
+  return vm_.port_in(*this, port, size);
+}
+
+bool SoftVcpu::check() {
+  memory_->check();
+  return vm_.must_stop();
+}
+
+void SoftVcpu::run() {
+  memory_->resume();
+  vm_.note_first_instruction();
+  for (;;) {
+    const soft::RunExit exit = interpreter_.run(state_, *this, kRunBudget);
+    if (soft::is_error(exit.reason)) {
+      memory_->park();
+      vm_.vcpu_failed(*this, exit.message);
+      break;
+    }
+    if (exit.reason == soft::ExitReason::kHalted) {
+      // hlt stops the vCPU for good.
+      memory_->park();
+      halted_ = true;
+      vm_.vcpu_halted(*this);
+      return;
+    }
+    if (vm_.ending()) {
+      memory_->park();
+      break;
+    }
+    if (fork_request_) {
+      if (vm_.try_fork(*this, *fork_request_)) {
+        fork_request_.reset();
+        continue;
+      }
+      // Another vCPU is pausing the VM: stop with the others, then retry.
+    }
+    if (vm_.must_stop() && !vm_.park_until_resumed(*this)) break;
+  }
+  vm_.vcpu_exited();
+}
+
+}  // namespace vmfork

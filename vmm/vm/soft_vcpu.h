@@ -1,0 +1,67 @@
+// A vCPU of the soft engine: a thread running the interpreter over the
+// vCPU's own translation cache and the project's EPT. Guest memory faults
+// are served on this thread by the COW protocol (VcpuMemory); shootdowns
+// are serviced once per basic block (check()).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "guestmm/vcpu_memory.h"
+#include "vmm/soft/cpu_environment.h"
+#include "vmm/soft/cpu_state.h"
+#include "vmm/soft/interpreter.h"
+
+namespace vmfork {
+
+class Vm;
+
+// What a snapshot keeps of a vCPU.
+struct VcpuSnapshot {
+  soft::CpuState cpu;
+  bool halted = false;
+};
+
+class SoftVcpu final : public soft::CpuEnvironment {
+ public:
+  // Joins `vm`'s address space parked; start() runs it.
+  static Result<std::unique_ptr<SoftVcpu>> create(Vm& vm, uint32_t index, const VcpuSnapshot& from);
+  ~SoftVcpu() override;
+  SoftVcpu(const SoftVcpu&) = delete;
+  SoftVcpu& operator=(const SoftVcpu&) = delete;
+
+  // Starts the thread (a halted vCPU has none).
+  void start();
+  void join();
+
+  uint32_t index() const { return index_; }
+  bool halted() const { return halted_; }
+  // Read by the forking vCPU while this one is parked (Vm orders it).
+  VcpuSnapshot snapshot() const { return {state_, halted_}; }
+  soft::CpuState& state() { return state_; }
+  VcpuMemory& memory() { return *memory_; }
+
+  // soft::CpuEnvironment
+  Result<std::byte*> translate(uint64_t gpa, Access access) override;
+  Result<soft::PortAction> port_out(uint16_t port, uint8_t size, uint32_t value) override;
+  Result<uint32_t> port_in(uint16_t port, uint8_t size) override;
+  bool check() override;
+  uint64_t flush_generation() const override { return memory_->tlb().flushes(); }
+
+ private:
+  SoftVcpu(Vm& vm, uint32_t index, std::unique_ptr<VcpuMemory> memory, const VcpuSnapshot& from);
+  void run();
+
+  Vm& vm_;
+  const uint32_t index_;
+  std::unique_ptr<VcpuMemory> memory_;
+  soft::CpuState state_;  // this vCPU's thread, or anyone while it is parked
+  bool halted_;
+  soft::Interpreter interpreter_;
+  std::optional<uint32_t> fork_request_;  // set by `out` to the fork port, taken by run()
+  std::thread thread_;
+};
+
+}  // namespace vmfork

@@ -1,0 +1,105 @@
+// One virtual machine: its address space, its vCPUs (a thread each), its
+// devices (console 0x3F8, exit 0xF4, fork 0x510; DESIGN section 8), and the
+// pause that stops every vCPU at an instruction boundary for a fork.
+//
+// A VM that misbehaves ends alone: the error names the VM, the vCPU, the
+// RIP and the cause, and the VM's status is kVmErrorStatus.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "guestmm/address_space.h"
+#include "vmm/boot/guest_layout.h"
+#include "vmm/vm/console.h"
+#include "vmm/vm/soft_vcpu.h"
+
+namespace vmfork {
+
+class Monitor;
+
+inline constexpr int kVmErrorStatus = 1;
+
+namespace port {
+inline constexpr uint16_t kConsole = 0x3F8;
+inline constexpr uint16_t kExit = 0x0F4;
+inline constexpr uint16_t kFork = 0x510;
+}  // namespace port
+
+class Vm {
+ public:
+  // A VM whose vCPUs start from `vcpus` (index i is vCPU i). `fork_request_ns`
+  // is set for a clone: when its fork was requested (for the fork latency).
+  static Result<std::unique_ptr<Vm>> create(Monitor& monitor, std::string name,
+                                            std::unique_ptr<AddressSpace> space,
+                                            const GuestLayout& layout,
+                                            const std::vector<VcpuSnapshot>& vcpus,
+                                            std::optional<uint64_t> fork_request_ns);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  void start();
+  // Waits for every vCPU thread; then the VM has ended.
+  void join();
+  const std::string& name() const { return name_; }
+  // The exit status once ended: the guest's, 0 when every vCPU halted, or
+  // kVmErrorStatus.
+  int status() const;
+
+  // --- Called by the VM's vCPU threads. ---
+  AddressSpace& space() { return *space_; }
+  Result<soft::PortAction> port_out(SoftVcpu& vcpu, uint16_t port, uint8_t size, uint32_t value);
+  Result<uint32_t> port_in(SoftVcpu& vcpu, uint16_t port, uint8_t size);
+  // A pause or the end was requested: the vCPU must stop at the next boundary.
+  bool must_stop() const {
+    return pause_requested_.load(std::memory_order_acquire) ||
+           ending_.load(std::memory_order_acquire);
+  }
+  bool ending() const { return ending_.load(std::memory_order_acquire); }
+  // The vCPU stopped for a pause: parks until it ends. False: the VM ends.
+  bool park_until_resumed(SoftVcpu& vcpu);
+  // Performs `vcpu`'s fork request (it stopped right after its `out`).
+  // False: another vCPU is pausing the VM; park, then try again.
+  bool try_fork(SoftVcpu& vcpu, uint32_t clones);
+  void vcpu_halted(SoftVcpu& vcpu);
+  void vcpu_failed(SoftVcpu& vcpu, const std::string& cause);
+  // The vCPU's thread is about to return (the VM ends).
+  void vcpu_exited();
+  void note_first_instruction();
+
+ private:
+  Vm(Monitor& monitor, std::string name, std::unique_ptr<AddressSpace> space,
+     const GuestLayout& layout, std::optional<uint64_t> fork_request_ns);
+  void end(int status);
+  // Builds the clones of a fork; the caller stopped every vCPU. RAX for the
+  // forking vCPU: 0, or -1 when no clone could start.
+  uint64_t fork_locked_out(SoftVcpu& forker, uint32_t clones, uint64_t requested_ns);
+  std::string next_clone_name();
+
+  Monitor& monitor_;
+  const std::string name_;
+  std::unique_ptr<AddressSpace> space_;
+  const GuestLayout layout_;
+  const std::optional<uint64_t> fork_request_ns_;
+  std::atomic<bool> first_instruction_seen_{false};
+  Console console_;
+  std::vector<std::unique_ptr<SoftVcpu>> vcpus_;
+
+  std::atomic<bool> pause_requested_{false};  // one pauser at a time (CAS)
+  std::atomic<bool> ending_{false};
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  uint32_t running_ = 0;       // guarded by mutex_: vCPUs neither halted nor exited
+  uint32_t parked_ = 0;        // guarded by mutex_: of those, parked for a pause
+  std::optional<int> status_;  // guarded by mutex_
+  uint32_t clones_made_ = 0;   // guarded by the pause (only the pauser forks)
+};
+
+}  // namespace vmfork
