@@ -42,6 +42,18 @@ struct CloneArgs {
   bool json = false;
 };
 
+struct ForkArgs {
+  ForkBenchOptions options{.sizes = {uint64_t{64} << 20, uint64_t{1} << 30, uint64_t{4} << 30},
+                           .clones = {1, 8, 64}};
+  std::string engine = "soft";
+  bool json = false;
+};
+
+struct CpuArgs {
+  CpuBenchOptions options;
+  bool json = false;
+};
+
 struct CowArgs {
   CowBenchOptions options;
   bool json = false;
@@ -122,15 +134,81 @@ void add_cow(CLI::App& bench, Command& chosen) {
   });
 }
 
+void add_fork(CLI::App& bench, Command& chosen) {
+  auto args = std::make_shared<ForkArgs>();
+  CLI::App* fork = bench.add_subcommand(
+      "fork",
+      "End-to-end fork latency on the soft engine: a 1-vCPU VM with every page of its RAM "
+      "mapped asks for N clones through the fork port (out 0x510); the latency of each clone "
+      "runs from that request to the clone's first guest instruction. Median over every clone "
+      "of --repeat forks, by RAM size and clone count. In the same run, Linux fork() of a "
+      "process with the same memory touched, for sizes up to --fork-max (null above).");
+  fork->fallthrough();
+  fork->add_option("--sizes", args->options.sizes,
+                   "Guest RAM sizes, comma-separated, multiples of 2 MiB (default: 64M,1G,4G)")
+      ->delimiter(',')
+      ->transform(cli::size_transform())
+      ->type_name("SIZE");
+  fork->add_option("--clones", args->options.clones,
+                   "Clone counts, comma-separated (default: 1,8,64)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256))
+      ->type_name("N");
+  fork->add_option("--repeat", args->options.repeat, "Forks per size and count (default: 5)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 10'000));
+  fork->add_option("--fork-repeat", args->options.fork_repeat,
+                   "Linux fork() calls timed per size (default: 11)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 10'000));
+  fork->add_option("--fork-max", args->options.fork_max_bytes,
+                   "Largest size with a Linux fork baseline (default: 1G)")
+      ->transform(cli::size_transform())
+      ->type_name("SIZE");
+  fork->add_option("--engine", args->engine, "soft (the only engine in this build)")
+      ->check(CLI::IsMember({"soft"}))
+      ->type_name("soft");
+  fork->add_flag("--json", args->json,
+                 "Print one JSON object: {\"results\":[{\"ram_bytes\",\"clones\","
+                 "\"fork_ns_median\",\"linux_fork_ns_median\" (null above --fork-max), ...}]}");
+  fork->callback([args, &chosen] {
+    chosen = [args] { return emit(run_fork_bench(args->options), format_of(args->json)); };
+  });
+}
+
+void add_cpu(CLI::App& bench, Command& chosen) {
+  auto args = std::make_shared<CpuArgs>();
+  CLI::App* cpu = bench.add_subcommand(
+      "cpu",
+      "Soft engine speed: a 1-vCPU guest runs an integer loop (add, xor, dec, jnz); millions "
+      "of guest instructions per second, median of --repeat runs.");
+  cpu->fallthrough();
+  cpu->add_option("--iterations", args->options.iterations,
+                  "Loop iterations, 4 instructions each (default: 25000000)")
+      ->type_name("N")
+      ->check(CLI::Range(1u, 1'000'000'000u));
+  cpu->add_option("--repeat", args->options.repeat, "Runs (default: 3)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1000));
+  cpu->add_flag("--json", args->json, "Print one JSON object: {\"mips\":N, ...}");
+  cpu->callback([args, &chosen] {
+    chosen = [args] { return emit(run_cpu_bench(args->options), format_of(args->json)); };
+  });
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app, Command& chosen) {
   CLI::App* bench = app.add_subcommand(
-      "bench", "Benchmarks of the memory manager against Linux baselines (DESIGN section 10)");
+      "bench",
+      "Benchmarks of the memory manager and the soft engine, with Linux baselines measured in "
+      "the same run (DESIGN section 10)");
   bench->require_subcommand(1);
   bench->fallthrough();
   add_clone(*bench, chosen);
   add_cow(*bench, chosen);
+  add_fork(*bench, chosen);
+  add_cpu(*bench, chosen);
 }
 
 }  // namespace vmfork::bench

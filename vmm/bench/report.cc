@@ -142,4 +142,40 @@ void print_table(const CowBenchReport& report, std::FILE* out) {
   }
 }
 
+nlohmann::json to_json(const ForkBenchReport& report) {
+  nlohmann::json results = nlohmann::json::array();
+  for (const ForkBenchRow& row : report.rows) {
+    nlohmann::json entry = {
+        {"ram_bytes", row.ram_bytes},           {"clones", row.clones},
+        {"fork_ns_median", row.fork_ns_median}, {"linux_fork_ns_median", nullptr},
+        {"fork_ns_max", row.fork_ns_max},
+    };
+    if (row.linux_fork_ns_median) entry["linux_fork_ns_median"] = *row.linux_fork_ns_median;
+    results.push_back(std::move(entry));
+  }
+  return {{"results", std::move(results)}};
+}
+
+nlohmann::json to_json(const CpuBenchReport& report) {
+  return {{"mips", std::round(report.mips * 10) / 10}, {"instructions", report.instructions}};
+}
+
+void print_table(const ForkBenchReport& report, std::FILE* out) {
+  fmt::print(out, "{:>10}  {:>7}  {:>14}  {:>14}  {:>18}\n", "guest RAM", "clones", "fork median",
+             "fork max", "Linux fork median");
+  for (const ForkBenchRow& row : report.rows) {
+    const std::string linux_fork =
+        row.linux_fork_ns_median ? human_ns(static_cast<double>(*row.linux_fork_ns_median)) : "-";
+    fmt::print(out, "{:>10}  {:>7}  {:>14}  {:>14}  {:>18}\n", cli::format_size(row.ram_bytes),
+               row.clones, human_ns(static_cast<double>(row.fork_ns_median)),
+               human_ns(static_cast<double>(row.fork_ns_max)), linux_fork);
+  }
+  fmt::print(out, "fork: from the guest's request (out 0x510) to each clone's first instruction\n");
+}
+
+void print_table(const CpuBenchReport& report, std::FILE* out) {
+  fmt::print(out, "soft engine, integer loop on 1 vCPU: {:.1f} MIPS (target: at least 100)\n",
+             report.mips);
+}
+
 }  // namespace vmfork::bench

@@ -8,13 +8,19 @@
 
 #include "vmm/bench/clone_bench.h"
 #include "vmm/bench/cow_bench.h"
+#include "vmm/bench/cpu_bench.h"
+#include "vmm/bench/fork_bench.h"
 
 namespace vmfork::bench {
 
 nlohmann::json to_json(const CloneBenchReport& report);
 nlohmann::json to_json(const CowBenchReport& report);
+nlohmann::json to_json(const ForkBenchReport& report);
+nlohmann::json to_json(const CpuBenchReport& report);
 
 void print_table(const CloneBenchReport& report, std::FILE* out);
 void print_table(const CowBenchReport& report, std::FILE* out);
+void print_table(const ForkBenchReport& report, std::FILE* out);
+void print_table(const CpuBenchReport& report, std::FILE* out);
 
 }  // namespace vmfork::bench

@@ -13,10 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "vmm/boot/boot_layout.h"
 #include "vmm/cli/size_arg.h"
-#include "vmm/loader/elf_loader.h"
 #include "vmm/loader/read_file.h"
+#include "vmm/vm/boot_vm.h"
 #include "vmm/vm/monitor.h"
 
 namespace vmfork::cli {
@@ -62,34 +61,6 @@ Result<Engine> choose_engine(Engine wanted) {
   return Engine::kSoft;
 }
 
-// The interpreter's registers from the engine-neutral boot state.
-VcpuSnapshot soft_start_state(const VcpuBootState& boot) {
-  VcpuSnapshot vcpu;
-  soft::CpuState& cpu = vcpu.cpu;
-  using soft::Gpr;
-  cpu.reg(Gpr::kRax) = boot.regs.rax;
-  cpu.reg(Gpr::kRcx) = boot.regs.rcx;
-  cpu.reg(Gpr::kRdx) = boot.regs.rdx;
-  cpu.reg(Gpr::kRbx) = boot.regs.rbx;
-  cpu.reg(Gpr::kRsp) = boot.regs.rsp;
-  cpu.reg(Gpr::kRbp) = boot.regs.rbp;
-  cpu.reg(Gpr::kRsi) = boot.regs.rsi;
-  cpu.reg(Gpr::kRdi) = boot.regs.rdi;
-  cpu.reg(Gpr::kR8) = boot.regs.r8;
-  cpu.reg(Gpr::kR9) = boot.regs.r9;
-  cpu.reg(Gpr::kR10) = boot.regs.r10;
-  cpu.reg(Gpr::kR11) = boot.regs.r11;
-  cpu.reg(Gpr::kR12) = boot.regs.r12;
-  cpu.reg(Gpr::kR13) = boot.regs.r13;
-  cpu.reg(Gpr::kR14) = boot.regs.r14;
-  cpu.reg(Gpr::kR15) = boot.regs.r15;
-  cpu.rip = boot.rip;
-  cpu.rflags = boot.rflags;
-  cpu.fs_base = boot.fs.base;
-  cpu.gs_base = boot.gs.base;
-  return vcpu;
-}
-
 Result<int> run_guest(const RunArgs& args) {
   if (Result<Engine> engine = choose_engine(args.engine); !engine) return engine.error();
   Result<std::vector<std::byte>> file = read_file(args.guest);
@@ -100,24 +71,8 @@ Result<int> run_guest(const RunArgs& args) {
   Result<std::unique_ptr<Monitor>> monitor = Monitor::create(pool_bytes);
   if (!monitor) return monitor.error();
 
-  const std::string name = "vm0";
-  Result<std::unique_ptr<AddressSpace>> space =
-      (*monitor)->memory().create_space(name, args.ram_bytes);
-  if (!space) return space.error();
-  Result<LoadedElf> loaded = load_elf(*file, **space, *layout);
-  if (!loaded) {
-    return make_error(loaded.error().code, args.guest + ": " + loaded.error().message);
-  }
-  Result<std::vector<VcpuBootState>> boot =
-      write_boot_layout(**space, *layout, {loaded->entry, loaded->free_base, loaded->free_end});
-  if (!boot) return boot.error();
-  std::vector<VcpuSnapshot> vcpus;
-  for (const VcpuBootState& state : *boot)
-    vcpus.push_back(soft_start_state(state));
-
-  Result<std::unique_ptr<Vm>> vm =
-      Vm::create(**monitor, name, std::move(*space), *layout, vcpus, std::nullopt);
-  if (!vm) return vm.error();
+  Result<std::unique_ptr<Vm>> vm = boot_elf(**monitor, "vm0", *file, *layout);
+  if (!vm) return make_error(vm.error().code, args.guest + ": " + vm.error().message);
   (*monitor)->launch(std::move(*vm));
   const int status = (*monitor)->wait();
 

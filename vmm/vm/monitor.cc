@@ -7,9 +7,9 @@
 
 namespace vmfork {
 
-Result<std::unique_ptr<Monitor>> Monitor::create(uint64_t pool_bytes) {
+Result<std::unique_ptr<Monitor>> Monitor::create(uint64_t pool_bytes, Populate populate) {
   Result<std::unique_ptr<GuestMemory>> memory =
-      GuestMemory::create({.pool_bytes = pool_bytes, .populate = Populate::kAhead});
+      GuestMemory::create({.pool_bytes = pool_bytes, .populate = populate});
   if (!memory) return memory.error();
   return std::unique_ptr<Monitor>(new Monitor(std::move(*memory)));
 }

@@ -21,8 +21,10 @@ struct ForkLatency {
 
 class Monitor {
  public:
-  // `pool_bytes`: the frame pool every VM and clone shares.
-  static Result<std::unique_ptr<Monitor>> create(uint64_t pool_bytes);
+  // `pool_bytes`: the frame pool every VM and clone shares. kOnDemand suits
+  // benchmarks that map far more guest RAM than they ever write.
+  static Result<std::unique_ptr<Monitor>> create(uint64_t pool_bytes,
+                                                 Populate populate = Populate::kAhead);
   ~Monitor();
   Monitor(const Monitor&) = delete;
   Monitor& operator=(const Monitor&) = delete;

@@ -139,7 +139,8 @@ bool Vm::try_fork(SoftVcpu& forker, uint32_t clones) {
 uint64_t Vm::fork_locked_out(SoftVcpu& forker, uint32_t clones, uint64_t requested_ns) {
   constexpr uint64_t kFailed = ~uint64_t{0};
   if (clones == 0) return 0;
-  Result<std::unique_ptr<MemorySnapshot>> snapshot = space_->snapshot(fmt::format("{}.snapshot", name_));
+  Result<std::unique_ptr<MemorySnapshot>> snapshot =
+      space_->snapshot(fmt::format("{}.snapshot", name_));
   if (!snapshot) {
     spdlog::warn("{}: fork refused: {}", name_, snapshot.error().message);
     return kFailed;

@@ -1,0 +1,89 @@
+#include "vmm/bench/fork_bench.h"
+
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <string>
+
+#include "vmm/bench/guest_code.h"
+#include "vmm/bench/host_memory.h"
+#include "vmm/bench/linux_baseline.h"
+#include "vmm/bench/stats.h"
+#include "vmm/cli/size_arg.h"
+#include "vmm/vm/boot_vm.h"
+#include "vmm/vm/monitor.h"
+
+namespace vmfork::bench {
+
+namespace {
+
+// One VM of one vCPU with every page of RAM mapped forks `clones` clones;
+// returns each clone's latency.
+Result<std::vector<uint64_t>> fork_once(uint64_t ram_bytes, uint32_t clones) {
+  Result<GuestLayout> layout = GuestLayout::create(ram_bytes, 1);
+  if (!layout) return layout.error();
+  // Mapped frames are never written (an on-demand pool costs no host memory
+  // for them); each clone writes its boot-info page, and has a root.
+  const uint64_t pool_bytes =
+      ram_bytes + ram_bytes / 256 + (uint64_t{clones} << 16) + (uint64_t{16} << 20);
+  Result<std::unique_ptr<Monitor>> monitor = Monitor::create(pool_bytes, Populate::kOnDemand);
+  if (!monitor) return monitor.error();
+  Result<std::unique_ptr<Vm>> vm =
+      boot_code(**monitor, "vm0", fork_then_halt_code(clones), *layout, MapAllRam::kYes);
+  if (!vm) return vm.error();
+  (*monitor)->launch(std::move(*vm));
+  if (const int status = (*monitor)->wait(); status != 0) {
+    return make_error(ErrorCode::kInternal,
+                      "the fork bench guest ended with status " + std::to_string(status));
+  }
+  std::vector<uint64_t> latencies;
+  for (const ForkLatency& fork : (*monitor)->fork_latencies())
+    latencies.push_back(fork.ns);
+  if (latencies.size() != clones) {
+    return make_error(ErrorCode::kInternal, "expected " + std::to_string(clones) + " clones, saw " +
+                                                std::to_string(latencies.size()));
+  }
+  return latencies;
+}
+
+}  // namespace
+
+Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
+  for (uint64_t ram_bytes : options.sizes) {
+    if (ram_bytes <= options.fork_max_bytes) {
+      if (Result<void> fits = require_available_memory(ram_bytes, "the Linux fork baseline");
+          !fits) {
+        return fits.error();
+      }
+    }
+  }
+  ForkBenchReport report;
+  for (uint64_t ram_bytes : options.sizes) {
+    // Before any VM thread exists: the baseline forks this process.
+    std::optional<uint64_t> linux_ns;
+    if (ram_bytes <= options.fork_max_bytes) {
+      Result<uint64_t> measured = linux_fork_ns_median(ram_bytes, options.fork_repeat);
+      if (!measured) return measured.error();
+      linux_ns = *measured;
+    }
+    for (uint32_t clones : options.clones) {
+      std::vector<uint64_t> samples;
+      for (int i = 0; i < options.repeat; ++i) {
+        Result<std::vector<uint64_t>> latencies = fork_once(ram_bytes, clones);
+        if (!latencies) return latencies.error();
+        samples.insert(samples.end(), latencies->begin(), latencies->end());
+      }
+      ForkBenchRow row{.ram_bytes = ram_bytes,
+                       .clones = clones,
+                       .fork_ns_median = median(samples),
+                       .fork_ns_max = maximum(samples),
+                       .linux_fork_ns_median = linux_ns};
+      spdlog::info("fork bench: {} with {} clone(s): median {} ns", cli::format_size(ram_bytes),
+                   clones, row.fork_ns_median);
+      report.rows.push_back(row);
+    }
+  }
+  return report;
+}
+
+}  // namespace vmfork::bench

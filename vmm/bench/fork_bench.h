@@ -1,0 +1,38 @@
+// `vmfork bench fork`: end-to-end fork latency through the fork hypercall,
+// from the request (the guest's `out` to port 0x510) to the first guest
+// instruction of each clone, by guest RAM size (every page mapped) and
+// clone count, beside Linux fork() of a process with the same memory
+// touched (DESIGN section 10).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "ept/result.h"
+
+namespace vmfork::bench {
+
+struct ForkBenchOptions {
+  std::vector<uint64_t> sizes;
+  std::vector<uint32_t> clones;
+  int repeat = 5;                               // forks per (size, clones)
+  int fork_repeat = 11;                         // Linux fork() calls per size
+  uint64_t fork_max_bytes = uint64_t{1} << 30;  // no Linux baseline above this
+};
+
+struct ForkBenchRow {
+  uint64_t ram_bytes = 0;
+  uint32_t clones = 0;
+  uint64_t fork_ns_median = 0;  // over every clone of every repeat
+  uint64_t fork_ns_max = 0;
+  std::optional<uint64_t> linux_fork_ns_median;  // one fork() of the same memory
+};
+
+struct ForkBenchReport {
+  std::vector<ForkBenchRow> rows;
+};
+
+Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options);
+
+}  // namespace vmfork::bench

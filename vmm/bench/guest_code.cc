@@ -1,0 +1,44 @@
+#include "vmm/bench/guest_code.h"
+
+#include <initializer_list>
+
+namespace vmfork::bench {
+
+namespace {
+
+void append(std::vector<std::byte>& code, std::initializer_list<uint8_t> bytes) {
+  for (uint8_t byte : bytes)
+    code.push_back(std::byte{byte});
+}
+
+void append_imm32(std::vector<std::byte>& code, uint32_t value) {
+  for (int shift = 0; shift < 32; shift += 8)
+    code.push_back(std::byte{static_cast<uint8_t>(value >> shift)});
+}
+
+}  // namespace
+
+std::vector<std::byte> fork_then_halt_code(uint32_t clones) {
+  std::vector<std::byte> code;
+  append(code, {0xB8});  // mov eax, clones
+  append_imm32(code, clones);
+  append(code, {0xBA});  // mov edx, 0x510
+  append_imm32(code, 0x510);
+  append(code, {0xEF});  // out dx, eax
+  append(code, {0xF4});  // hlt
+  return code;
+}
+
+std::vector<std::byte> integer_loop_code(uint32_t iterations) {
+  std::vector<std::byte> code;
+  append(code, {0xB9});  // mov ecx, iterations
+  append_imm32(code, iterations);
+  append(code, {0x48, 0x01, 0xC8});  // loop: add rax, rcx
+  append(code, {0x48, 0x31, 0xC3});  //       xor rbx, rax
+  append(code, {0x48, 0xFF, 0xC9});  //       dec rcx
+  append(code, {0x75, 0xF5});        //       jnz loop (-11)
+  append(code, {0xF4});              // hlt
+  return code;
+}
+
+}  // namespace vmfork::bench

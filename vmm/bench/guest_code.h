@@ -1,0 +1,22 @@
+// Tiny guests the monitor benchmarks boot without a guest file: x86-64
+// machine code placed at 1 MiB (vmm/vm/boot_vm.h boot_code).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace vmfork::bench {
+
+// vCPU 0: fork `clones` clones (out 0x510), then hlt, in the original and in
+// every clone, whose first instruction is that hlt.
+std::vector<std::byte> fork_then_halt_code(uint32_t clones);
+
+// An integer loop of `iterations` x 4 instructions (add, xor, dec, jnz),
+// then hlt. Executes 4 * iterations + 2 instructions.
+std::vector<std::byte> integer_loop_code(uint32_t iterations);
+inline uint64_t integer_loop_instructions(uint32_t iterations) {
+  return uint64_t{4} * iterations + 2;
+}
+
+}  // namespace vmfork::bench

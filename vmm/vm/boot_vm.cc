@@ -1,0 +1,84 @@
+#include "vmm/vm/boot_vm.h"
+
+#include <vector>
+
+#include "vmm/boot/boot_layout.h"
+#include "vmm/loader/elf_loader.h"
+
+namespace vmfork {
+
+namespace {
+
+// The interpreter's registers from the engine-neutral boot state.
+VcpuSnapshot soft_start_state(const VcpuBootState& boot) {
+  VcpuSnapshot vcpu;
+  soft::CpuState& cpu = vcpu.cpu;
+  using soft::Gpr;
+  cpu.reg(Gpr::kRax) = boot.regs.rax;
+  cpu.reg(Gpr::kRcx) = boot.regs.rcx;
+  cpu.reg(Gpr::kRdx) = boot.regs.rdx;
+  cpu.reg(Gpr::kRbx) = boot.regs.rbx;
+  cpu.reg(Gpr::kRsp) = boot.regs.rsp;
+  cpu.reg(Gpr::kRbp) = boot.regs.rbp;
+  cpu.reg(Gpr::kRsi) = boot.regs.rsi;
+  cpu.reg(Gpr::kRdi) = boot.regs.rdi;
+  cpu.reg(Gpr::kR8) = boot.regs.r8;
+  cpu.reg(Gpr::kR9) = boot.regs.r9;
+  cpu.reg(Gpr::kR10) = boot.regs.r10;
+  cpu.reg(Gpr::kR11) = boot.regs.r11;
+  cpu.reg(Gpr::kR12) = boot.regs.r12;
+  cpu.reg(Gpr::kR13) = boot.regs.r13;
+  cpu.reg(Gpr::kR14) = boot.regs.r14;
+  cpu.reg(Gpr::kR15) = boot.regs.r15;
+  cpu.rip = boot.rip;
+  cpu.rflags = boot.rflags;
+  cpu.fs_base = boot.fs.base;
+  cpu.gs_base = boot.gs.base;
+  return vcpu;
+}
+
+// Writes the boot layout into `space` and creates the VM around it.
+Result<std::unique_ptr<Vm>> finish_boot(Monitor& monitor, std::string name,
+                                        std::unique_ptr<AddressSpace> space,
+                                        const GuestLayout& layout, const BootImage& image) {
+  Result<std::vector<VcpuBootState>> boot = write_boot_layout(*space, layout, image);
+  if (!boot) return boot.error();
+  std::vector<VcpuSnapshot> vcpus;
+  for (const VcpuBootState& state : *boot)
+    vcpus.push_back(soft_start_state(state));
+  return Vm::create(monitor, std::move(name), std::move(space), layout, vcpus, std::nullopt);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Vm>> boot_elf(Monitor& monitor, std::string name,
+                                     std::span<const std::byte> elf, const GuestLayout& layout) {
+  Result<std::unique_ptr<AddressSpace>> space =
+      monitor.memory().create_space(name, layout.ram_bytes());
+  if (!space) return space.error();
+  Result<LoadedElf> loaded = load_elf(elf, **space, layout);
+  if (!loaded) return loaded.error();
+  return finish_boot(monitor, std::move(name), std::move(*space), layout,
+                     {loaded->entry, loaded->free_base, loaded->free_end});
+}
+
+Result<std::unique_ptr<Vm>> boot_code(Monitor& monitor, std::string name,
+                                      std::span<const std::byte> code, const GuestLayout& layout,
+                                      MapAllRam map_all) {
+  Result<std::unique_ptr<AddressSpace>> space =
+      monitor.memory().create_space(name, layout.ram_bytes());
+  if (!space) return space.error();
+  if (map_all == MapAllRam::kYes) {
+    if (Result<void> mapped = (*space)->populate(Gpa(0), layout.ram_bytes()); !mapped) {
+      return mapped.error();
+    }
+  }
+  const Gpa entry = layout.image_base();
+  if (Result<void> written = (*space)->write(entry, code); !written) return written.error();
+  const uint64_t code_end = entry.value() + code.size();
+  const Gpa free_base((code_end + kPageSize - 1) & ~(kPageSize - 1));
+  return finish_boot(monitor, std::move(name), std::move(*space), layout,
+                     {entry, free_base, layout.stacks_bottom()});
+}
+
+}  // namespace vmfork
