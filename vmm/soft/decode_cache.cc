@@ -1,10 +1,16 @@
 #include "vmm/soft/decode_cache.h"
 
 #include <algorithm>
+#include <new>
+#include <type_traits>
 
 namespace vmfork::soft {
 
-DecodeCache::DecodeCache() : entries_(kEntries) {
+DecodeCache::DecodeCache() : entries_(static_cast<Entry*>(std::calloc(kEntries, sizeof(Entry)))) {
+  // calloc'd memory holds Entry objects only if Entry is an implicit-lifetime
+  // type (C++20): an aggregate with a trivial destructor.
+  static_assert(std::is_aggregate_v<Entry> && std::is_trivially_destructible_v<Entry>);
+  if (entries_ == nullptr) throw std::bad_alloc();
   code_pages_.reserve(kMaxCodePages);
 }
 

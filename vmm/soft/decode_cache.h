@@ -8,6 +8,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "vmm/soft/decoded_instruction.h"
@@ -49,7 +51,13 @@ class DecodeCache {
   bool holds_page(uint64_t page) const;
   void add_page(uint64_t page);
 
-  std::vector<Entry> entries_;
+  // calloc'd: zero is "no entry" (epoch 0), and the allocator maps fresh
+  // zero pages that are touched only as code gets cached. A vCPU (and so
+  // every clone) starts without faulting in half a megabyte up front.
+  struct Free {
+    void operator()(Entry* entries) const { std::free(entries); }
+  };
+  std::unique_ptr<Entry[], Free> entries_;
   uint64_t epoch_ = 1;
   std::vector<uint64_t> code_pages_;  // page numbers of cached code, at most kMaxCodePages
   std::array<uint64_t, 4> filter_{};  // a bit per (page mod 256): cheap "not code" for writes

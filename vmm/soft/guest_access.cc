@@ -5,6 +5,25 @@
 
 namespace vmfork::soft {
 
+namespace {
+
+// Guest memory is shared between vCPU threads by design, and a guest may
+// race on it (its own business: the hardware would let it). ThreadSanitizer
+// builds copy byte by byte with relaxed atomics so that a guest's races do
+// not hide the monitor's own, as guestmm/frame_copy.h does for COW copies.
+void copy_guest_bytes(void* to, const void* from, size_t bytes) {
+#if defined(__SANITIZE_THREAD__)
+  auto* target = static_cast<uint8_t*>(to);
+  const auto* source = static_cast<const uint8_t*>(from);
+  for (size_t i = 0; i < bytes; ++i)
+    __atomic_store_n(&target[i], __atomic_load_n(&source[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+#else
+  std::memcpy(to, from, bytes);
+#endif
+}
+
+}  // namespace
+
 Result<std::byte*> GuestAccess::page_slow(uint64_t gpa, Access access) {
   const uint64_t base = gpa & ~uint64_t{0xfff};
   Result<std::byte*> host = env_->translate(base, access);
@@ -21,14 +40,14 @@ Result<uint64_t> GuestAccess::read(uint64_t gpa, unsigned size) {
   Result<std::byte*> first = page(gpa, Access::kRead);
   if (!first) return first.error();
   if (size <= in_page) {
-    std::memcpy(&value, *first, size);
+    copy_guest_bytes(&value, *first, size);
     return value;
   }
   Result<std::byte*> second = page(gpa + in_page, Access::kRead);
   if (!second) return second.error();
   auto* bytes = reinterpret_cast<std::byte*>(&value);
-  std::memcpy(bytes, *first, in_page);
-  std::memcpy(bytes + in_page, *second, size - in_page);
+  copy_guest_bytes(bytes, *first, in_page);
+  copy_guest_bytes(bytes + in_page, *second, size - in_page);
   return value;
 }
 
@@ -38,13 +57,13 @@ Result<void> GuestAccess::write(uint64_t gpa, unsigned size, uint64_t value) {
   if (!first) return first.error();
   const auto* bytes = reinterpret_cast<const std::byte*>(&value);
   if (size <= in_page) {
-    std::memcpy(*first, bytes, size);
+    copy_guest_bytes(*first, bytes, size);
   } else {
     // Translate both pages before writing either: a fault leaves memory unchanged.
     Result<std::byte*> second = page(gpa + in_page, Access::kWrite);
     if (!second) return second.error();
-    std::memcpy(*first, bytes, in_page);
-    std::memcpy(*second, bytes + in_page, size - in_page);
+    copy_guest_bytes(*first, bytes, in_page);
+    copy_guest_bytes(*second, bytes + in_page, size - in_page);
   }
   note_write(gpa, size);
   return Ok{};
