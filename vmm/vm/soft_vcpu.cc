@@ -41,11 +41,19 @@ Result<std::byte*> SoftVcpu::translate(uint64_t gpa, Access access) {
 
 Result<soft::PortAction> SoftVcpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
   if (port == port::kFork && size == 4) {
-    // The fork happens at the next instruction boundary, in run().
+    // The fork happens at the next instruction boundary, in run(). During
+    // the `out`, the state's RIP is still the instruction's own.
     fork_request_ = value;
+    fork_rip_ = state_.rip;
     return soft::PortAction::kStop;
   }
   return vm_.port_out(*this, port, size, value);
+}
+
+VcpuSnapshot SoftVcpu::snapshot() const {
+  VcpuSnapshot copy{state_, halted_};
+  if (fork_request_) copy.cpu.rip = fork_rip_;
+  return copy;
 }
 
 Result<uint32_t> SoftVcpu::port_in(uint16_t port, uint8_t size) {
@@ -61,9 +69,20 @@ void SoftVcpu::run() {
   memory_->resume();
   vm_.note_first_instruction();
   for (;;) {
+    if (fork_request_) {
+      // At the boundary after this vCPU's `out` to the fork port.
+      if (vm_.ending()) break;
+      if (vm_.try_fork(*this, *fork_request_)) {
+        fork_request_.reset();
+      } else if (!vm_.park_until_resumed(*this)) {
+        // Another vCPU paused the VM first (the fork is retried after its
+        // pause), and the VM ended meanwhile.
+        break;
+      }
+      continue;
+    }
     const soft::RunExit exit = interpreter_.run(state_, *this, kRunBudget);
     if (soft::is_error(exit.reason)) {
-      memory_->park();
       vm_.vcpu_failed(*this, exit.message);
       break;
     }
@@ -74,19 +93,11 @@ void SoftVcpu::run() {
       vm_.vcpu_halted(*this);
       return;
     }
-    if (vm_.ending()) {
-      memory_->park();
-      break;
-    }
-    if (fork_request_) {
-      if (vm_.try_fork(*this, *fork_request_)) {
-        fork_request_.reset();
-        continue;
-      }
-      // Another vCPU is pausing the VM: stop with the others, then retry.
-    }
-    if (vm_.must_stop() && !vm_.park_until_resumed(*this)) break;
+    if (vm_.ending()) break;
+    if (!fork_request_ && vm_.must_stop() && !vm_.park_until_resumed(*this)) break;
   }
+  // Stopped for good: initiators stop waiting for this vCPU.
+  memory_->park();
   vm_.vcpu_exited();
 }
 

@@ -38,8 +38,10 @@ class SoftVcpu final : public soft::CpuEnvironment {
 
   uint32_t index() const { return index_; }
   bool halted() const { return halted_; }
-  // Read by the forking vCPU while this one is parked (Vm orders it).
-  VcpuSnapshot snapshot() const { return {state_, halted_}; }
+  // Read by the forking vCPU while this one is parked (Vm orders it). A
+  // fork request of its own that has not been served yet is not part of
+  // the state: the copy stands at its `out`, which runs again in the clone.
+  VcpuSnapshot snapshot() const;
   soft::CpuState& state() { return state_; }
   VcpuMemory& memory() { return *memory_; }
 
@@ -61,6 +63,7 @@ class SoftVcpu final : public soft::CpuEnvironment {
   bool halted_;
   soft::Interpreter interpreter_;
   std::optional<uint32_t> fork_request_;  // set by `out` to the fork port, taken by run()
+  uint64_t fork_rip_ = 0;                 // the RIP of that `out`
   std::thread thread_;
 };
 

@@ -148,6 +148,9 @@ uint64_t Vm::fork_locked_out(SoftVcpu& forker, uint32_t clones, uint64_t request
   std::vector<VcpuSnapshot> states;
   for (const std::unique_ptr<SoftVcpu>& vcpu : vcpus_)
     states.push_back(vcpu->snapshot());
+  // The forker's request is the one being served: its copy stands after
+  // the `out`, with RAX set per clone below.
+  states[forker.index()].cpu = forker.state();
 
   // Every clone is built before any starts: on an error none does.
   std::vector<std::unique_ptr<Vm>> built;
