@@ -1,5 +1,7 @@
 #include "vmm/boot/boot_layout.h"
 
+#include <fmt/format.h>
+
 #include <cassert>
 #include <string>
 
@@ -12,16 +14,6 @@
 namespace vmfork {
 namespace {
 
-std::string hex(uint64_t value) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  do {
-    out.insert(out.begin(), kDigits[value & 0xf]);
-    value >>= 4;
-  } while (value != 0);
-  return "0x" + out;
-}
-
 Result<void> check_image(const AddressSpace& space, const GuestLayout& layout,
                          const BootImage& image) {
   if (space.ram_bytes() != layout.ram_bytes()) {
@@ -31,18 +23,19 @@ Result<void> check_image(const AddressSpace& space, const GuestLayout& layout,
                                                        std::to_string(layout.ram_bytes()));
   }
   if (image.entry < layout.image_base() || image.entry >= layout.stacks_bottom()) {
-    return make_error(ErrorCode::kInvalidArgument, "entry point " + hex(image.entry.value()) +
-                                                       " is outside [1 MiB, " +
-                                                       hex(layout.stacks_bottom().value()) + ")");
+    return make_error(ErrorCode::kInvalidArgument,
+                      "entry point " + fmt::format("{:#x}", image.entry.value()) +
+                          " is outside [1 MiB, " +
+                          fmt::format("{:#x}", layout.stacks_bottom().value()) + ")");
   }
   if (image.free_base.page_offset() != 0 || image.free_base < layout.image_base() ||
       image.free_base > image.free_end || image.free_end != layout.stacks_bottom()) {
     return make_error(ErrorCode::kInvalidArgument,
-                      "free range [" + hex(image.free_base.value()) + ", " +
-                          hex(image.free_end.value()) +
+                      "free range [" + fmt::format("{:#x}", image.free_base.value()) + ", " +
+                          fmt::format("{:#x}", image.free_end.value()) +
                           ") must start on a 4 KiB boundary at or above 1 MiB and end at the "
                           "stacks, " +
-                          hex(layout.stacks_bottom().value()));
+                          fmt::format("{:#x}", layout.stacks_bottom().value()));
   }
   return Ok{};
 }

@@ -1,5 +1,7 @@
 #include "vmm/loader/elf_image.h"
 
+#include <fmt/format.h>
+
 #include <elf.h>
 
 #include <algorithm>
@@ -15,16 +17,6 @@ namespace {
 // little-endian.
 static_assert(std::endian::native == std::endian::little,
               "the loader reads ELF fields in host order");
-
-std::string hex(uint64_t value) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  do {
-    out.insert(out.begin(), kDigits[value & 0xf]);
-    value >>= 4;
-  } while (value != 0);
-  return "0x" + out;
-}
 
 Error bad(const std::string& what) {
   return make_error(ErrorCode::kInvalidArgument, "ELF: " + what);
@@ -83,8 +75,9 @@ Result<std::vector<Elf64_Phdr>> parse_program_headers(std::span<const std::byte>
   const uint64_t table_bytes = uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr);
   uint64_t table_end = 0;
   if (!add(eh.e_phoff, table_bytes, table_end) || table_end > file.size()) {
-    return bad("program header table [" + hex(eh.e_phoff) + ", +" + hex(table_bytes) +
-               ") extends past the end of the file (" + std::to_string(file.size()) + " bytes)");
+    return bad("program header table [" + fmt::format("{:#x}", eh.e_phoff) + ", +" +
+               fmt::format("{:#x}", table_bytes) + ") extends past the end of the file (" +
+               std::to_string(file.size()) + " bytes)");
   }
   std::vector<Elf64_Phdr> headers(eh.e_phnum);
   std::memcpy(headers.data(), file.data() + eh.e_phoff, table_bytes);
@@ -96,28 +89,31 @@ Result<ElfSegment> parse_load_segment(std::span<const std::byte> file, const Elf
   const std::string name = "PT_LOAD segment " + std::to_string(index) + " ";
   uint64_t file_end = 0;
   if (!add(ph.p_offset, ph.p_filesz, file_end) || file_end > file.size()) {
-    return bad(name + "file range [" + hex(ph.p_offset) + ", +" + hex(ph.p_filesz) +
-               ") extends past the end of the file (" + std::to_string(file.size()) + " bytes)");
+    return bad(name + "file range [" + fmt::format("{:#x}", ph.p_offset) + ", +" +
+               fmt::format("{:#x}", ph.p_filesz) + ") extends past the end of the file (" +
+               std::to_string(file.size()) + " bytes)");
   }
   if (ph.p_filesz > ph.p_memsz) {
-    return bad(name + "has p_filesz " + hex(ph.p_filesz) + " larger than p_memsz " +
-               hex(ph.p_memsz));
+    return bad(name + "has p_filesz " + fmt::format("{:#x}", ph.p_filesz) +
+               " larger than p_memsz " + fmt::format("{:#x}", ph.p_memsz));
   }
   if (ph.p_vaddr != ph.p_paddr) {
     // The guest runs with RAM identity-mapped: code linked at another
     // virtual address than where it is loaded would run at the wrong place.
-    return bad(name + "has p_vaddr " + hex(ph.p_vaddr) + " different from p_paddr " +
-               hex(ph.p_paddr) + " (guest RAM is identity-mapped)");
+    return bad(name + "has p_vaddr " + fmt::format("{:#x}", ph.p_vaddr) +
+               " different from p_paddr " + fmt::format("{:#x}", ph.p_paddr) +
+               " (guest RAM is identity-mapped)");
   }
   uint64_t memory_end = 0;
   if (!add(ph.p_paddr, ph.p_memsz, memory_end)) {
-    return bad(name + "[" + hex(ph.p_paddr) + ", +" + hex(ph.p_memsz) +
-               ") wraps around the address space");
+    return bad(name + "[" + fmt::format("{:#x}", ph.p_paddr) + ", +" +
+               fmt::format("{:#x}", ph.p_memsz) + ") wraps around the address space");
   }
   if (ph.p_paddr < layout.image_base().value() || memory_end > layout.stacks_bottom().value()) {
-    return bad(name + "[" + hex(ph.p_paddr) + ", " + hex(memory_end) +
-               ") is outside the guest's program area [1 MiB, " +
-               hex(layout.stacks_bottom().value()) + ") (below: the monitor's, above: stacks)");
+    return bad(name + "[" + fmt::format("{:#x}", ph.p_paddr) + ", " +
+               fmt::format("{:#x}", memory_end) + ") is outside the guest's program area [1 MiB, " +
+               fmt::format("{:#x}", layout.stacks_bottom().value()) +
+               ") (below: the monitor's, above: stacks)");
   }
   return ElfSegment{.start = Gpa(ph.p_paddr),
                     .file_offset = ph.p_offset,
@@ -161,9 +157,10 @@ Result<ElfImage> parse_elf(std::span<const std::byte> file, const GuestLayout& l
     const ElfSegment& low = image.segments[i - 1];
     const ElfSegment& high = image.segments[i];
     if (high.start < low.end()) {
-      return bad("PT_LOAD segments [" + hex(low.start.value()) + ", " + hex(low.end().value()) +
-                 ") and [" + hex(high.start.value()) + ", " + hex(high.end().value()) +
-                 ") overlap");
+      return bad("PT_LOAD segments [" + fmt::format("{:#x}", low.start.value()) + ", " +
+                 fmt::format("{:#x}", low.end().value()) + ") and [" +
+                 fmt::format("{:#x}", high.start.value()) + ", " +
+                 fmt::format("{:#x}", high.end().value()) + ") overlap");
     }
   }
 
@@ -172,11 +169,13 @@ Result<ElfImage> parse_elf(std::span<const std::byte> file, const GuestLayout& l
   };
   const auto segment = std::find_if(image.segments.begin(), image.segments.end(), holds_entry);
   if (segment == image.segments.end()) {
-    return bad("entry point " + hex(image.entry.value()) + " is in no PT_LOAD segment");
+    return bad("entry point " + fmt::format("{:#x}", image.entry.value()) +
+               " is in no PT_LOAD segment");
   }
   if (!segment->executable) {
-    return bad("entry point " + hex(image.entry.value()) + " is in the segment at " +
-               hex(segment->start.value()) + ", which is not executable (no PF_X)");
+    return bad("entry point " + fmt::format("{:#x}", image.entry.value()) +
+               " is in the segment at " + fmt::format("{:#x}", segment->start.value()) +
+               ", which is not executable (no PF_X)");
   }
   return image;
 }

@@ -1,5 +1,7 @@
 #include "vmm/loader/elf_loader.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <string>
@@ -7,16 +9,6 @@
 
 namespace vmfork {
 namespace {
-
-std::string hex(uint64_t value) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  do {
-    out.insert(out.begin(), kDigits[value & 0xf]);
-    value >>= 4;
-  } while (value != 0);
-  return "0x" + out;
-}
 
 // Makes [start, start + bytes) read as zero. A page that already reads as
 // zero is left alone: in a fresh space that is every page never touched, so a
@@ -44,7 +36,8 @@ Result<void> zero_fill(AddressSpace& space, Gpa start, uint64_t bytes) {
 
 Error in_segment(const ElfSegment& segment, const Error& error) {
   return make_error(error.code, "loading the segment at guest-physical " +
-                                    hex(segment.start.value()) + ": " + error.message);
+                                    fmt::format("{:#x}", segment.start.value()) + ": " +
+                                    error.message);
 }
 
 }  // namespace
