@@ -123,7 +123,7 @@ bool Vm::try_fork(SoftVcpu& forker, uint32_t clones) {
     });
   }
   uint64_t rax = ~uint64_t{0};
-  if (!ending()) rax = fork_locked_out(forker, clones, requested_ns);
+  if (!ending()) rax = build_clones_while_paused(forker, clones, requested_ns);
   forker.state().reg(soft::Gpr::kRax) = rax;
   spdlog::debug("{}: fork of {} clone(s) from vCPU {} took {} us on the request path", name_,
                 clones, forker.index(), (now_ns() - requested_ns) / 1000);
@@ -136,7 +136,7 @@ bool Vm::try_fork(SoftVcpu& forker, uint32_t clones) {
   return true;
 }
 
-uint64_t Vm::fork_locked_out(SoftVcpu& forker, uint32_t clones, uint64_t requested_ns) {
+uint64_t Vm::build_clones_while_paused(SoftVcpu& forker, uint32_t clones, uint64_t requested_ns) {
   constexpr uint64_t kFailed = ~uint64_t{0};
   if (clones == 0) return 0;
   Result<std::unique_ptr<MemorySnapshot>> snapshot =

@@ -80,7 +80,7 @@ class Vm {
   void end(int status);
   // Builds the clones of a fork; the caller stopped every vCPU. RAX for the
   // forking vCPU: 0, or -1 when no clone could start.
-  uint64_t fork_locked_out(SoftVcpu& forker, uint32_t clones, uint64_t requested_ns);
+  uint64_t build_clones_while_paused(SoftVcpu& forker, uint32_t clones, uint64_t requested_ns);
   std::string next_clone_name();
 
   Monitor& monitor_;
