@@ -3,15 +3,31 @@
 # status. Lines of VMs running at once interleave, so both sides are sorted;
 # the only varying figures (forkdemo's TSC ticks) are masked first.
 #
-#   run_guest.sh VMFORK GUEST.elf EXPECTED.txt STATUS STDERR_REGEX [vmfork run options...]
+#   run_guest.sh [--launcher WORD... --] VMFORK GUEST.elf EXPECTED.txt STATUS STDERR_REGEX
+#                [vmfork run options...]
 #
 # STDERR_REGEX (extended, may be empty) must match a line of stderr.
+# --launcher: the words up to `--` (none of them `--`) go before VMFORK, as in
+# `--launcher tests/kvm/run_kvm.sh --build-dir=build --`.
 set -u
+launcher=()
+if [ "${1-}" = --launcher ]; then
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    launcher+=("$1")
+    shift
+  done
+  if [ $# -eq 0 ]; then
+    echo "run_guest.sh: --launcher needs a closing --" >&2
+    exit 2
+  fi
+  shift
+fi
 vmfork=$1 guest=$2 expected=$3 want_status=$4 stderr_regex=$5
 shift 5
 stderr=$(mktemp)
 trap 'rm -f "$stderr"' EXIT
-actual=$("$vmfork" --log-level warn run "$guest" "$@" 2>"$stderr")
+actual=$(${launcher[@]+"${launcher[@]}"} "$vmfork" --log-level warn run "$guest" "$@" 2>"$stderr")
 status=$?
 normalize() { sed -E 's/fork latency: [0-9]+ ticks/fork latency: <ticks> ticks/' | LC_ALL=C sort; }
 if ! diff <(normalize <"$expected") <(if [ -n "$actual" ]; then printf '%s\n' "$actual"; fi | normalize); then

@@ -19,7 +19,7 @@ namespace {
 
 // One VM of one vCPU with every page of RAM mapped forks `clones` clones;
 // returns each clone's latency.
-Result<std::vector<uint64_t>> fork_once(uint64_t ram_bytes, uint32_t clones) {
+Result<std::vector<uint64_t>> fork_once(Engine engine, uint64_t ram_bytes, uint32_t clones) {
   Result<GuestLayout> layout = GuestLayout::create(ram_bytes, 1);
   if (!layout) return layout.error();
   // Mapped frames are never written (an on-demand pool costs no host memory
@@ -29,7 +29,7 @@ Result<std::vector<uint64_t>> fork_once(uint64_t ram_bytes, uint32_t clones) {
   Result<std::unique_ptr<Monitor>> monitor = Monitor::create(pool_bytes, Populate::kOnDemand);
   if (!monitor) return monitor.error();
   Result<std::unique_ptr<Vm>> vm =
-      boot_code(**monitor, "vm0", fork_then_halt_code(clones), *layout, MapAllRam::kYes);
+      boot_code(**monitor, engine, "vm0", fork_then_halt_code(clones), *layout, MapAllRam::kYes);
   if (!vm) return vm.error();
   (*monitor)->launch(std::move(*vm));
   if (const int status = (*monitor)->wait(); status != 0) {
@@ -58,6 +58,7 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
     }
   }
   ForkBenchReport report;
+  report.engine = options.engine;
   for (uint64_t ram_bytes : options.sizes) {
     // Before any VM thread exists: the baseline forks this process.
     std::optional<uint64_t> linux_ns;
@@ -69,7 +70,7 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
     for (uint32_t clones : options.clones) {
       std::vector<uint64_t> samples;
       for (int i = 0; i < options.repeat; ++i) {
-        Result<std::vector<uint64_t>> latencies = fork_once(ram_bytes, clones);
+        Result<std::vector<uint64_t>> latencies = fork_once(options.engine, ram_bytes, clones);
         if (!latencies) return latencies.error();
         samples.insert(samples.end(), latencies->begin(), latencies->end());
       }

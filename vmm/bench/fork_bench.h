@@ -10,10 +10,12 @@
 #include <vector>
 
 #include "ept/result.h"
+#include "vmm/vm/engine.h"
 
 namespace vmfork::bench {
 
 struct ForkBenchOptions {
+  Engine engine = Engine::kSoft;
   std::vector<uint64_t> sizes;
   std::vector<uint32_t> clones;
   int repeat = 5;                               // forks per (size, clones)
@@ -30,6 +32,7 @@ struct ForkBenchRow {
 };
 
 struct ForkBenchReport {
+  Engine engine = Engine::kSoft;
   std::vector<ForkBenchRow> rows;
 };
 

@@ -153,7 +153,7 @@ nlohmann::json to_json(const ForkBenchReport& report) {
     if (row.linux_fork_ns_median) entry["linux_fork_ns_median"] = *row.linux_fork_ns_median;
     results.push_back(std::move(entry));
   }
-  return {{"results", std::move(results)}};
+  return {{"engine", to_string(report.engine)}, {"results", std::move(results)}};
 }
 
 nlohmann::json to_json(const CpuBenchReport& report) {
@@ -170,7 +170,10 @@ void print_table(const ForkBenchReport& report, std::FILE* out) {
                row.clones, human_ns(static_cast<double>(row.fork_ns_median)),
                human_ns(static_cast<double>(row.fork_ns_max)), linux_fork);
   }
-  fmt::print(out, "fork: from the guest's request (out 0x510) to each clone's first instruction\n");
+  fmt::print(out,
+             "fork on the {} engine: from the guest's request (out 0x510) to each clone's first "
+             "instruction\n",
+             to_string(report.engine));
 }
 
 void print_table(const CpuBenchReport& report, std::FILE* out) {

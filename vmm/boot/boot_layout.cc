@@ -6,6 +6,7 @@
 #include <string>
 
 #include "vmm/boot/boot_info.h"
+#include "vmm/boot/exception_handlers.h"
 #include "vmm/boot/gdt.h"
 #include "vmm/boot/monitor_area.h"
 #include "vmm/boot/page_tables.h"
@@ -70,6 +71,7 @@ Result<std::vector<VcpuBootState>> write_boot_layout(AddressSpace& space, const 
     return tables.error();
   }
   if (Result<void> gdt = write_gdt(space); !gdt) return gdt.error();
+  if (Result<void> idt = write_exception_handlers(space); !idt) return idt.error();
   const BootInfo info{.vcpu_count = layout.vcpu_count(),
                       .ram_bytes = layout.ram_bytes(),
                       .clone_id = 0,

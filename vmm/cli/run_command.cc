@@ -22,14 +22,15 @@ namespace vmfork::cli {
 
 namespace {
 
-enum class Engine : uint8_t { kAuto, kSoft, kKvm };
+enum class EngineChoice : uint8_t { kAuto, kSoft, kKvm };
 
 struct RunArgs {
   std::string guest;
   uint32_t vcpus = 1;
   uint64_t ram_bytes = uint64_t{256} << 20;
   uint64_t pool_bytes = 0;  // 0: what the host has available
-  Engine engine = Engine::kAuto;
+  EngineChoice engine = EngineChoice::kAuto;
+  bool memory_checksum = false;
 };
 
 // Host memory available now, whole MiB; the default frame pool. Guests that
@@ -42,27 +43,29 @@ uint64_t default_pool_bytes() {
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size) >> 20 << 20;
 }
 
-// Which engine runs the guest, or why none can.
-Result<Engine> choose_engine(Engine wanted) {
-  if (wanted == Engine::kSoft) return Engine::kSoft;
+// Which engine runs the guest, or why none can. The kvm engine's own
+// checks (capabilities, userfaultfd) run when its first VM is created.
+Result<Engine> choose_engine(EngineChoice wanted) {
+  if (wanted == EngineChoice::kSoft) return Engine::kSoft;
   const int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   const int open_errno = errno;
-  if (kvm >= 0) close(kvm);
-  if (wanted == Engine::kKvm) {
-    if (kvm < 0) {
-      return make_error(
-          ErrorCode::kInvalidArgument,
-          std::string("--engine kvm: cannot open /dev/kvm: ") + std::strerror(open_errno));
-    }
-    return make_error(ErrorCode::kInvalidArgument,
-                      "--engine kvm: this build has no kvm engine yet; use --engine soft");
+  if (kvm >= 0) {
+    close(kvm);
+    return Engine::kKvm;
   }
-  // auto: kvm when it opens, once there is a kvm engine; soft until then.
-  return Engine::kSoft;
+  if (wanted == EngineChoice::kKvm) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("--engine kvm: cannot open /dev/kvm: {} (use --engine soft, "
+                                  "or tests/kvm/nested.sh on a host without KVM)",
+                                  std::strerror(open_errno)));
+  }
+  return Engine::kSoft;  // auto, without /dev/kvm
 }
 
 Result<int> run_guest(const RunArgs& args) {
-  if (Result<Engine> engine = choose_engine(args.engine); !engine) return engine.error();
+  Result<Engine> engine = choose_engine(args.engine);
+  if (!engine) return engine.error();
+  spdlog::info("engine: {}", to_string(*engine));
   Result<std::vector<std::byte>> file = read_file(args.guest);
   if (!file) return file.error();
   Result<GuestLayout> layout = GuestLayout::create(args.ram_bytes, args.vcpus);
@@ -70,8 +73,9 @@ Result<int> run_guest(const RunArgs& args) {
   const uint64_t pool_bytes = args.pool_bytes != 0 ? args.pool_bytes : default_pool_bytes();
   Result<std::unique_ptr<Monitor>> monitor = Monitor::create(pool_bytes);
   if (!monitor) return monitor.error();
+  if (args.memory_checksum) (*monitor)->record_memory_checksums();
 
-  Result<std::unique_ptr<Vm>> vm = boot_elf(**monitor, "vm0", *file, *layout);
+  Result<std::unique_ptr<Vm>> vm = boot_elf(**monitor, *engine, "vm0", *file, *layout);
   if (!vm) return make_error(vm.error().code, args.guest + ": " + vm.error().message);
   (*monitor)->launch(std::move(*vm));
   const int status = (*monitor)->wait();
@@ -84,6 +88,8 @@ Result<int> run_guest(const RunArgs& args) {
                  static_cast<double>(forks[forks.size() / 2].ns) / 1000,
                  static_cast<double>(forks.back().ns) / 1000);
   }
+  for (const MemoryChecksum& checksum : (*monitor)->memory_checksums())
+    fmt::print("memory-checksum {} {:016x}\n", checksum.vm, checksum.checksum);
   return status;
 }
 
@@ -114,13 +120,18 @@ void add_run_command(CLI::App& app, std::function<int()>& chosen) {
       ->transform(size_transform())
       ->type_name("SIZE");
   run->add_option("--engine", args->engine,
-                  "auto (kvm when /dev/kvm opens and the build has the kvm engine, else soft), "
-                  "soft (the x86-64 interpreter), or kvm (default: auto)")
+                  "auto (kvm when /dev/kvm opens, else soft), soft (the x86-64 interpreter), "
+                  "or kvm (KVM vCPUs; fails when /dev/kvm does not open) (default: auto)")
       ->transform(CLI::CheckedTransformer(
-          std::map<std::string, Engine>{
-              {"auto", Engine::kAuto}, {"soft", Engine::kSoft}, {"kvm", Engine::kKvm}},
+          std::map<std::string, EngineChoice>{{"auto", EngineChoice::kAuto},
+                                              {"soft", EngineChoice::kSoft},
+                                              {"kvm", EngineChoice::kKvm}},
           CLI::ignore_case))
       ->type_name("auto|soft|kvm");
+  run->add_flag("--memory-checksum", args->memory_checksum,
+                "After every VM has ended, print one line per VM in launch order: "
+                "\"memory-checksum <vm> <hash>\", a hash of its guest memory from 1 MiB up "
+                "(to compare engines)");
   run->callback([args, &chosen] {
     chosen = [args] {
       Result<int> status = run_guest(*args);

@@ -10,9 +10,8 @@ namespace vmfork {
 namespace {
 
 // The interpreter's registers from the engine-neutral boot state.
-VcpuSnapshot soft_start_state(const VcpuBootState& boot) {
-  VcpuSnapshot vcpu;
-  soft::CpuState& cpu = vcpu.cpu;
+soft::CpuState soft_start_state(const VcpuBootState& boot) {
+  soft::CpuState cpu;
   using soft::Gpr;
   cpu.reg(Gpr::kRax) = boot.regs.rax;
   cpu.reg(Gpr::kRcx) = boot.regs.rcx;
@@ -34,35 +33,41 @@ VcpuSnapshot soft_start_state(const VcpuBootState& boot) {
   cpu.rflags = boot.rflags;
   cpu.fs_base = boot.fs.base;
   cpu.gs_base = boot.gs.base;
-  return vcpu;
+  return cpu;
 }
 
 // Writes the boot layout into `space` and creates the VM around it.
-Result<std::unique_ptr<Vm>> finish_boot(Monitor& monitor, std::string name,
+Result<std::unique_ptr<Vm>> finish_boot(Monitor& monitor, Engine engine, std::string name,
                                         std::unique_ptr<AddressSpace> space,
                                         const GuestLayout& layout, const BootImage& image) {
   Result<std::vector<VcpuBootState>> boot = write_boot_layout(*space, layout, image);
   if (!boot) return boot.error();
   std::vector<VcpuSnapshot> vcpus;
-  for (const VcpuBootState& state : *boot)
-    vcpus.push_back(soft_start_state(state));
-  return Vm::create(monitor, std::move(name), std::move(space), layout, vcpus, std::nullopt);
+  for (const VcpuBootState& state : *boot) {
+    if (engine == Engine::kKvm) {
+      vcpus.push_back({kvm::kvm_start_state(state), false});
+    } else {
+      vcpus.push_back({soft_start_state(state), false});
+    }
+  }
+  return Vm::create(monitor, engine, std::move(name), std::move(space), layout, vcpus,
+                    std::nullopt);
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Vm>> boot_elf(Monitor& monitor, std::string name,
+Result<std::unique_ptr<Vm>> boot_elf(Monitor& monitor, Engine engine, std::string name,
                                      std::span<const std::byte> elf, const GuestLayout& layout) {
   Result<std::unique_ptr<AddressSpace>> space =
       monitor.memory().create_space(name, layout.ram_bytes());
   if (!space) return space.error();
   Result<LoadedElf> loaded = load_elf(elf, **space, layout);
   if (!loaded) return loaded.error();
-  return finish_boot(monitor, std::move(name), std::move(*space), layout,
+  return finish_boot(monitor, engine, std::move(name), std::move(*space), layout,
                      {loaded->entry, loaded->free_base, loaded->free_end});
 }
 
-Result<std::unique_ptr<Vm>> boot_code(Monitor& monitor, std::string name,
+Result<std::unique_ptr<Vm>> boot_code(Monitor& monitor, Engine engine, std::string name,
                                       std::span<const std::byte> code, const GuestLayout& layout,
                                       MapAllRam map_all) {
   Result<std::unique_ptr<AddressSpace>> space =
@@ -77,7 +82,7 @@ Result<std::unique_ptr<Vm>> boot_code(Monitor& monitor, std::string name,
   if (Result<void> written = (*space)->write(entry, code); !written) return written.error();
   const uint64_t code_end = entry.value() + code.size();
   const Gpa free_base((code_end + kPageSize - 1) & ~(kPageSize - 1));
-  return finish_boot(monitor, std::move(name), std::move(*space), layout,
+  return finish_boot(monitor, engine, std::move(name), std::move(*space), layout,
                      {entry, free_base, layout.stacks_bottom()});
 }
 

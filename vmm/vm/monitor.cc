@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "vmm/vm/memory_checksum.h"
+
 namespace vmfork {
 
 Result<std::unique_ptr<Monitor>> Monitor::create(uint64_t pool_bytes, Populate populate) {
@@ -16,9 +18,25 @@ Result<std::unique_ptr<Monitor>> Monitor::create(uint64_t pool_bytes, Populate p
 
 Monitor::~Monitor() {
   (void)wait();
-  // VMs (and their address spaces) go before the memory they live in.
+  // VMs (and their address spaces) go before the memory they live in, and
+  // before the fault service of the kvm engine.
   std::lock_guard lock(mutex_);
   vms_.clear();
+}
+
+Result<kvm::KvmHost*> Monitor::kvm_host() {
+  std::lock_guard lock(mutex_);
+  if (!kvm_) {
+    Result<std::unique_ptr<kvm::KvmHost>> opened = kvm::KvmHost::open();
+    if (!opened) return opened.error();
+    kvm_ = std::move(*opened);
+  }
+  return kvm_.get();
+}
+
+std::vector<MemoryChecksum> Monitor::memory_checksums() const {
+  std::lock_guard lock(mutex_);
+  return checksums_;
 }
 
 void Monitor::launch(std::unique_ptr<Vm> vm) {
@@ -45,8 +63,11 @@ int Monitor::wait() {
     const int status = vm->status();
     spdlog::info("{} ended with status {}", vm->name(), status);
     if (status != 0 && first_failure == 0) first_failure = status;
+    MemoryChecksum checksum{vm->name(), 0};
+    if (record_checksums_) checksum.checksum = memory_checksum(vm->space());
     // Its memory goes back to the pool now, not when every VM has ended.
     std::lock_guard lock(mutex_);
+    if (record_checksums_) checksums_.push_back(std::move(checksum));
     vms_[i].reset();
   }
   return first_failure;

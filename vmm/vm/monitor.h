@@ -10,9 +10,15 @@
 #include <vector>
 
 #include "guestmm/guest_memory.h"
+#include "vmm/kvm/kvm_host.h"
 #include "vmm/vm/vm.h"
 
 namespace vmfork {
+
+struct MemoryChecksum {
+  std::string vm;
+  uint64_t checksum = 0;  // memory_checksum() when the VM ended
+};
 
 struct ForkLatency {
   std::string clone;
@@ -30,6 +36,13 @@ class Monitor {
   Monitor& operator=(const Monitor&) = delete;
 
   GuestMemory& memory() { return *memory_; }
+  // The host's KVM, opened on first use (the kvm engine's VMs share it).
+  Result<kvm::KvmHost*> kvm_host();
+
+  // Records every VM's memory_checksum() when it ends (before wait()).
+  void record_memory_checksums() { record_checksums_ = true; }
+  // In launch order; filled by wait().
+  std::vector<MemoryChecksum> memory_checksums() const;
 
   // Starts `vm`; the monitor owns it from now on. Any thread.
   void launch(std::unique_ptr<Vm> vm);
@@ -46,7 +59,10 @@ class Monitor {
   explicit Monitor(std::unique_ptr<GuestMemory> memory) : memory_(std::move(memory)) {}
 
   std::unique_ptr<GuestMemory> memory_;
+  bool record_checksums_ = false;  // set before the first launch
   mutable std::mutex mutex_;
+  std::unique_ptr<kvm::KvmHost> kvm_;         // guarded by mutex_ until opened; outlives the VMs
+  std::vector<MemoryChecksum> checksums_;     // guarded by mutex_
   std::vector<std::unique_ptr<Vm>> vms_;     // guarded by mutex_, in launch order
   std::vector<ForkLatency> fork_latencies_;  // guarded by mutex_
 };

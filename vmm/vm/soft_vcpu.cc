@@ -14,6 +14,9 @@ constexpr uint64_t kRunBudget = uint64_t{1} << 22;
 
 Result<std::unique_ptr<SoftVcpu>> SoftVcpu::create(Vm& vm, uint32_t index,
                                                    const VcpuSnapshot& from) {
+  if (!std::holds_alternative<soft::CpuState>(from.cpu)) {
+    return make_error(ErrorCode::kInternal, "a soft vCPU needs a soft snapshot");
+  }
   Result<std::unique_ptr<VcpuMemory>> memory = VcpuMemory::create(vm.space(), VcpuStart::kParked);
   if (!memory) return memory.error();
   return std::unique_ptr<SoftVcpu>(new SoftVcpu(vm, index, std::move(*memory), from));
@@ -21,7 +24,11 @@ Result<std::unique_ptr<SoftVcpu>> SoftVcpu::create(Vm& vm, uint32_t index,
 
 SoftVcpu::SoftVcpu(Vm& vm, uint32_t index, std::unique_ptr<VcpuMemory> memory,
                    const VcpuSnapshot& from)
-    : vm_(vm), index_(index), memory_(std::move(memory)), state_(from.cpu), halted_(from.halted) {}
+    : vm_(vm),
+      index_(index),
+      memory_(std::move(memory)),
+      state_(std::get<soft::CpuState>(from.cpu)),
+      halted_(from.halted) {}
 
 SoftVcpu::~SoftVcpu() {
   join();
@@ -50,10 +57,15 @@ Result<soft::PortAction> SoftVcpu::port_out(uint16_t port, uint8_t size, uint32_
   return vm_.port_out(*this, port, size, value);
 }
 
-VcpuSnapshot SoftVcpu::snapshot() const {
-  VcpuSnapshot copy{state_, halted_};
-  if (fork_request_) copy.cpu.rip = fork_rip_;
-  return copy;
+Result<VcpuSnapshot> SoftVcpu::snapshot() const {
+  soft::CpuState copy = state_;
+  if (fork_request_) copy.rip = fork_rip_;
+  return VcpuSnapshot{copy, halted_};
+}
+
+Result<void> SoftVcpu::set_fork_result(uint64_t rax) {
+  state_.reg(soft::Gpr::kRax) = rax;
+  return Ok{};
 }
 
 Result<uint32_t> SoftVcpu::port_in(uint16_t port, uint8_t size) {

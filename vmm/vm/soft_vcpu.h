@@ -13,18 +13,13 @@
 #include "vmm/soft/cpu_environment.h"
 #include "vmm/soft/cpu_state.h"
 #include "vmm/soft/interpreter.h"
+#include "vmm/vm/vcpu.h"
 
 namespace vmfork {
 
 class Vm;
 
-// What a snapshot keeps of a vCPU.
-struct VcpuSnapshot {
-  soft::CpuState cpu;
-  bool halted = false;
-};
-
-class SoftVcpu final : public soft::CpuEnvironment {
+class SoftVcpu final : public Vcpu, public soft::CpuEnvironment {
  public:
   // Joins `vm`'s address space parked; start() runs it.
   static Result<std::unique_ptr<SoftVcpu>> create(Vm& vm, uint32_t index, const VcpuSnapshot& from);
@@ -32,18 +27,17 @@ class SoftVcpu final : public soft::CpuEnvironment {
   SoftVcpu(const SoftVcpu&) = delete;
   SoftVcpu& operator=(const SoftVcpu&) = delete;
 
-  // Starts the thread (a halted vCPU has none).
-  void start();
-  void join();
-
-  uint32_t index() const { return index_; }
-  bool halted() const { return halted_; }
-  // Read by the forking vCPU while this one is parked (Vm orders it). A
-  // fork request of its own that has not been served yet is not part of
-  // the state: the copy stands at its `out`, which runs again in the clone.
-  VcpuSnapshot snapshot() const;
-  soft::CpuState& state() { return state_; }
-  VcpuMemory& memory() { return *memory_; }
+  // Vcpu. The state is read by the forking vCPU while this one is parked
+  // (Vm orders it).
+  uint32_t index() const override { return index_; }
+  void start() override;
+  void join() override;
+  void kick() override {}  // check() looks at the VM's flags once per basic block
+  Result<VcpuSnapshot> snapshot() const override;
+  Result<VcpuSnapshot> snapshot_past_fork() override { return VcpuSnapshot{state_, halted_}; }
+  Result<void> set_fork_result(uint64_t rax) override;
+  void parking() override { memory_->park(); }
+  void resuming() override { memory_->resume(); }
 
   // soft::CpuEnvironment
   Result<std::byte*> translate(uint64_t gpa, Access access) override;

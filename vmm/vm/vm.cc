@@ -6,29 +6,52 @@
 #include "guestmm/snapshot.h"
 #include "vmm/boot/boot_info.h"
 #include "vmm/clock.h"
+#include "vmm/vm/kvm_vcpu.h"
 #include "vmm/vm/monitor.h"
+#include "vmm/vm/soft_vcpu.h"
 
 namespace vmfork {
 
-Result<std::unique_ptr<Vm>> Vm::create(Monitor& monitor, std::string name,
+Result<std::unique_ptr<Vm>> Vm::create(Monitor& monitor, Engine engine, std::string name,
                                        std::unique_ptr<AddressSpace> space,
                                        const GuestLayout& layout,
                                        const std::vector<VcpuSnapshot>& vcpus,
                                        std::optional<uint64_t> fork_request_ns) {
   std::unique_ptr<Vm> vm(
-      new Vm(monitor, std::move(name), std::move(space), layout, fork_request_ns));
-  for (uint32_t i = 0; i < vcpus.size(); ++i) {
-    Result<std::unique_ptr<SoftVcpu>> vcpu = SoftVcpu::create(*vm, i, vcpus[i]);
-    if (!vcpu) return vcpu.error();
-    if (!vcpus[i].halted) ++vm->running_;
-    vm->vcpus_.push_back(std::move(*vcpu));
-  }
+      new Vm(monitor, engine, std::move(name), std::move(space), layout, fork_request_ns));
+  if (Result<void> created = vm->create_vcpus(vcpus); !created) return created.error();
   return vm;
 }
 
-Vm::Vm(Monitor& monitor, std::string name, std::unique_ptr<AddressSpace> space,
+Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
+  if (engine_ == Engine::kKvm) {
+    Result<kvm::KvmHost*> host = monitor_.kvm_host();
+    if (!host) return host.error();
+    Result<std::unique_ptr<kvm::KvmMachine>> machine = kvm::KvmMachine::create(
+        **host, *space_,
+        [this](const Error& error, pid_t thread_id) { memory_failed(error, thread_id); });
+    if (!machine) return machine.error();
+    kvm_ = std::move(*machine);
+  }
+  for (uint32_t i = 0; i < vcpus.size(); ++i) {
+    if (engine_ == Engine::kKvm) {
+      Result<std::unique_ptr<KvmVcpu>> made = KvmVcpu::create(*this, *kvm_, i, vcpus[i]);
+      if (!made) return made.error();
+      vcpus_.push_back(std::move(*made));
+    } else {
+      Result<std::unique_ptr<SoftVcpu>> made = SoftVcpu::create(*this, i, vcpus[i]);
+      if (!made) return made.error();
+      vcpus_.push_back(std::move(*made));
+    }
+    if (!vcpus[i].halted) ++running_;
+  }
+  return Ok{};
+}
+
+Vm::Vm(Monitor& monitor, Engine engine, std::string name, std::unique_ptr<AddressSpace> space,
        const GuestLayout& layout, std::optional<uint64_t> fork_request_ns)
     : monitor_(monitor),
+      engine_(engine),
       name_(std::move(name)),
       space_(std::move(space)),
       layout_(layout),
@@ -37,8 +60,10 @@ Vm::Vm(Monitor& monitor, std::string name, std::unique_ptr<AddressSpace> space,
 
 Vm::~Vm() {
   join();
-  // vCPUs leave the address space's shootdown domain before it goes.
+  // vCPUs leave the address space's shootdown domain (soft) or the VM
+  // (kvm) before the memory goes.
   vcpus_.clear();
+  kvm_.reset();
 }
 
 void Vm::start() {
@@ -49,12 +74,12 @@ void Vm::start() {
     if (!any_running) status_ = 0;  // a clone of a VM whose vCPUs had all halted
   }
   if (!any_running) ending_.store(true, std::memory_order_release);
-  for (const std::unique_ptr<SoftVcpu>& vcpu : vcpus_)
+  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_)
     vcpu->start();
 }
 
 void Vm::join() {
-  for (const std::unique_ptr<SoftVcpu>& vcpu : vcpus_)
+  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_)
     vcpu->join();
   console_.flush();
 }
@@ -65,13 +90,22 @@ int Vm::status() const {
 }
 
 void Vm::end(int status) {
-  std::lock_guard lock(mutex_);
-  if (!status_) status_ = status;
-  ending_.store(true, std::memory_order_release);
-  changed_.notify_all();
+  {
+    std::lock_guard lock(mutex_);
+    if (!status_) status_ = status;
+    ending_.store(true, std::memory_order_release);
+    changed_.notify_all();
+  }
+  kick_all(nullptr);
 }
 
-Result<soft::PortAction> Vm::port_out(SoftVcpu& vcpu, uint16_t port, uint8_t size, uint32_t value) {
+void Vm::kick_all(const Vcpu* except) {
+  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_) {
+    if (vcpu.get() != except) vcpu->kick();
+  }
+}
+
+Result<soft::PortAction> Vm::port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value) {
   if (port == port::kConsole && size == 1) {
     console_.put(static_cast<char>(value & 0xff));
     return soft::PortAction::kContinue;
@@ -85,14 +119,14 @@ Result<soft::PortAction> Vm::port_out(SoftVcpu& vcpu, uint16_t port, uint8_t siz
       fmt::format("out of {} byte(s) to unknown port {:#x} by vCPU {}", size, port, vcpu.index()));
 }
 
-Result<uint32_t> Vm::port_in(SoftVcpu& vcpu, uint16_t port, uint8_t size) {
+Result<uint32_t> Vm::port_in(Vcpu& vcpu, uint16_t port, uint8_t size) {
   return make_error(
       ErrorCode::kInvalidArgument,
       fmt::format("in of {} byte(s) from unknown port {:#x} by vCPU {}", size, port, vcpu.index()));
 }
 
-bool Vm::park_until_resumed(SoftVcpu& vcpu) {
-  vcpu.memory().park();
+bool Vm::park_until_resumed(Vcpu& vcpu) {
+  vcpu.parking();
   std::unique_lock lock(mutex_);
   ++parked_;
   changed_.notify_all();
@@ -103,19 +137,20 @@ bool Vm::park_until_resumed(SoftVcpu& vcpu) {
   --parked_;
   if (ending_.load(std::memory_order_acquire)) return false;
   lock.unlock();
-  vcpu.memory().resume();  // flushes what was requested while parked
+  vcpu.resuming();  // flushes what was requested while parked
   return true;
 }
 
-bool Vm::try_fork(SoftVcpu& forker, uint32_t clones) {
+bool Vm::try_fork(Vcpu& forker, uint32_t clones) {
   const uint64_t requested_ns = now_ns();
   bool expected = false;
   if (!pause_requested_.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
     return false;
   }
+  kick_all(&forker);
   // The forker parks too: nobody needs its acknowledgements while the VM is
   // paused, and the snapshot then sees every vCPU stopped.
-  forker.memory().park();
+  forker.parking();
   {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [this] {
@@ -124,7 +159,9 @@ bool Vm::try_fork(SoftVcpu& forker, uint32_t clones) {
   }
   uint64_t rax = ~uint64_t{0};
   if (!ending()) rax = build_clones_while_paused(forker, clones, requested_ns);
-  forker.state().reg(soft::Gpr::kRax) = rax;
+  if (Result<void> set = forker.set_fork_result(rax); !set) {
+    vcpu_failed(forker, set.error().message);
+  }
   spdlog::debug("{}: fork of {} clone(s) from vCPU {} took {} us on the request path", name_,
                 clones, forker.index(), (now_ns() - requested_ns) / 1000);
   {
@@ -132,55 +169,86 @@ bool Vm::try_fork(SoftVcpu& forker, uint32_t clones) {
     pause_requested_.store(false, std::memory_order_release);
     changed_.notify_all();
   }
-  forker.memory().resume();
+  forker.resuming();
   return true;
 }
 
-uint64_t Vm::build_clones_while_paused(SoftVcpu& forker, uint32_t clones, uint64_t requested_ns) {
+uint64_t Vm::build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t requested_ns) {
   constexpr uint64_t kFailed = ~uint64_t{0};
   if (clones == 0) return 0;
-  Result<std::unique_ptr<MemorySnapshot>> snapshot =
-      space_->snapshot(fmt::format("{}.snapshot", name_));
-  if (!snapshot) {
-    spdlog::warn("{}: fork refused: {}", name_, snapshot.error().message);
+  std::vector<VcpuSnapshot> states;
+  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_) {
+    // The forker's request is the one being served: its copy stands after
+    // the `out`, with RAX set per clone.
+    Result<VcpuSnapshot> state =
+        vcpu.get() == &forker ? forker.snapshot_past_fork() : vcpu->snapshot();
+    if (!state) {
+      spdlog::warn("{}: fork refused: {}", name_, state.error().message);
+      return kFailed;
+    }
+    states.push_back(std::move(*state));
+  }
+
+  std::unique_ptr<MemorySnapshot> snapshot;
+  {
+    // On kvm, no fault of ours is being served while the snapshot is taken;
+    // the snapshot clears W in our root, so our realized memory is stale
+    // from then on and starts over, lazily, before any vCPU resumes.
+    std::unique_lock<std::mutex> quiet;
+    if (kvm_) quiet = std::unique_lock(kvm_->serve_mutex());
+    Result<std::unique_ptr<MemorySnapshot>> taken =
+        space_->snapshot(fmt::format("{}.snapshot", name_));
+    if (!taken) {
+      spdlog::warn("{}: fork refused: {}", name_, taken.error().message);
+      return kFailed;
+    }
+    snapshot = std::move(*taken);
+    if (kvm_) {
+      if (Result<void> restarted = kvm_->restart_memory_locked(); !restarted) {
+        // Our vCPUs must not run on memory that still maps shared frames
+        // writable: this VM ends (its clones are not started).
+        quiet.unlock();
+        vcpu_failed(forker, fmt::format("fork: {}", restarted.error().message));
+        return kFailed;
+      }
+    }
+  }
+  Result<std::vector<std::unique_ptr<Vm>>> built =
+      build_clones(*snapshot, states, forker.index(), clones, requested_ns);
+  if (!built) {
+    spdlog::warn("{}: fork refused: {}", name_, built.error().message);
     return kFailed;
   }
-  std::vector<VcpuSnapshot> states;
-  for (const std::unique_ptr<SoftVcpu>& vcpu : vcpus_)
-    states.push_back(vcpu->snapshot());
-  // The forker's request is the one being served: its copy stands after
-  // the `out`, with RAX set per clone below.
-  states[forker.index()].cpu = forker.state();
+  for (std::unique_ptr<Vm>& clone : *built)
+    monitor_.launch(std::move(clone));
+  return 0;
+}
 
+Result<std::vector<std::unique_ptr<Vm>>> Vm::build_clones(const MemorySnapshot& snapshot,
+                                                          std::vector<VcpuSnapshot>& states,
+                                                          uint32_t forker, uint32_t clones,
+                                                          uint64_t requested_ns) {
   // Every clone is built before any starts: on an error none does.
   std::vector<std::unique_ptr<Vm>> built;
   for (uint32_t k = 1; k <= clones; ++k) {
-    Result<std::unique_ptr<AddressSpace>> space = (*snapshot)->spawn(next_clone_name());
-    Result<void> tagged = space ? write_clone_id(**space, k) : Result<void>(space.error());
-    if (!tagged) {
-      spdlog::warn("{}: fork refused: {}", name_, tagged.error().message);
-      return kFailed;
-    }
-    states[forker.index()].cpu.reg(soft::Gpr::kRax) = k;
+    Result<std::unique_ptr<AddressSpace>> space = snapshot.spawn(next_clone_name());
+    if (!space) return space.error();
+    if (Result<void> tagged = write_clone_id(**space, k); !tagged) return tagged.error();
+    set_rax(states[forker], k);
     const std::string name = (*space)->name();
     Result<std::unique_ptr<Vm>> clone =
-        Vm::create(monitor_, name, std::move(*space), layout_, states, requested_ns);
-    if (!clone) {
-      spdlog::warn("{}: fork refused: {}", name_, clone.error().message);
-      return kFailed;
-    }
+        Vm::create(monitor_, engine_, name, std::move(*space), layout_, states, requested_ns);
+    if (!clone) return clone.error();
     built.push_back(std::move(*clone));
   }
-  for (std::unique_ptr<Vm>& clone : built)
-    monitor_.launch(std::move(clone));
-  return 0;
+  return built;
 }
 
 std::string Vm::next_clone_name() {
   return fmt::format("{}.{}", name_, ++clones_made_);
 }
 
-void Vm::vcpu_halted(SoftVcpu& /*vcpu*/) {
+void Vm::vcpu_halted(Vcpu& /*vcpu*/) {
   std::lock_guard lock(mutex_);
   --running_;
   if (running_ == 0) {
@@ -190,7 +258,7 @@ void Vm::vcpu_halted(SoftVcpu& /*vcpu*/) {
   changed_.notify_all();
 }
 
-void Vm::vcpu_failed(SoftVcpu& vcpu, const std::string& cause) {
+void Vm::vcpu_failed(Vcpu& vcpu, const std::string& cause) {
   // The interpreter's causes name the instruction and its RIP.
   monitor_.report_vm_error(fmt::format("{} vCPU {}: {}", name_, vcpu.index(), cause));
   end(kVmErrorStatus);
@@ -205,6 +273,18 @@ void Vm::vcpu_exited() {
 void Vm::note_first_instruction() {
   if (!fork_request_ns_ || first_instruction_seen_.exchange(true)) return;
   monitor_.record_fork_latency(name_, now_ns() - *fork_request_ns_);
+}
+
+void Vm::memory_failed(const Error& error, pid_t thread_id) {
+  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_) {
+    auto* kvm_vcpu = dynamic_cast<KvmVcpu*>(vcpu.get());
+    if (kvm_vcpu != nullptr && kvm_vcpu->thread_id() == thread_id) {
+      kvm_vcpu->fail_memory(error.message);  // it reports with its RIP
+      return;
+    }
+  }
+  monitor_.report_vm_error(fmt::format("{}: memory fault: {}", name_, error.message));
+  end(kVmErrorStatus);
 }
 
 }  // namespace vmfork

@@ -17,12 +17,16 @@
 
 #include "guestmm/address_space.h"
 #include "vmm/boot/guest_layout.h"
+#include "vmm/kvm/kvm_machine.h"
+#include "vmm/soft/cpu_environment.h"
 #include "vmm/vm/console.h"
-#include "vmm/vm/soft_vcpu.h"
+#include "vmm/vm/engine.h"
+#include "vmm/vm/vcpu.h"
 
 namespace vmfork {
 
 class Monitor;
+class MemorySnapshot;
 
 inline constexpr int kVmErrorStatus = 1;
 
@@ -34,9 +38,10 @@ inline constexpr uint16_t kFork = 0x510;
 
 class Vm {
  public:
-  // A VM whose vCPUs start from `vcpus` (index i is vCPU i). `fork_request_ns`
-  // is set for a clone: when its fork was requested (for the fork latency).
-  static Result<std::unique_ptr<Vm>> create(Monitor& monitor, std::string name,
+  // A VM whose vCPUs start from `vcpus` (index i is vCPU i), each holding
+  // `engine`'s state. `fork_request_ns` is set for a clone: when its fork
+  // was requested (for the fork latency).
+  static Result<std::unique_ptr<Vm>> create(Monitor& monitor, Engine engine, std::string name,
                                             std::unique_ptr<AddressSpace> space,
                                             const GuestLayout& layout,
                                             const std::vector<VcpuSnapshot>& vcpus,
@@ -55,8 +60,8 @@ class Vm {
 
   // --- Called by the VM's vCPU threads. ---
   AddressSpace& space() { return *space_; }
-  Result<soft::PortAction> port_out(SoftVcpu& vcpu, uint16_t port, uint8_t size, uint32_t value);
-  Result<uint32_t> port_in(SoftVcpu& vcpu, uint16_t port, uint8_t size);
+  Result<soft::PortAction> port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value);
+  Result<uint32_t> port_in(Vcpu& vcpu, uint16_t port, uint8_t size);
   // A pause or the end was requested: the vCPU must stop at the next boundary.
   bool must_stop() const {
     return pause_requested_.load(std::memory_order_acquire) ||
@@ -64,33 +69,51 @@ class Vm {
   }
   bool ending() const { return ending_.load(std::memory_order_acquire); }
   // The vCPU stopped for a pause: parks until it ends. False: the VM ends.
-  bool park_until_resumed(SoftVcpu& vcpu);
+  bool park_until_resumed(Vcpu& vcpu);
   // Performs `vcpu`'s fork request (it stopped right after its `out`).
   // False: another vCPU is pausing the VM; park, then try again.
-  bool try_fork(SoftVcpu& vcpu, uint32_t clones);
-  void vcpu_halted(SoftVcpu& vcpu);
-  void vcpu_failed(SoftVcpu& vcpu, const std::string& cause);
+  bool try_fork(Vcpu& vcpu, uint32_t clones);
+  void vcpu_halted(Vcpu& vcpu);
+  void vcpu_failed(Vcpu& vcpu, const std::string& cause);
   // The vCPU's thread is about to return (the VM ends).
   void vcpu_exited();
   void note_first_instruction();
 
+  // --- Called by the kvm engine's fault service. ---
+  // A fault of the vCPU thread `thread_id` could not be served: the VM ends
+  // with an error naming the vCPU and the cause.
+  void memory_failed(const Error& error, pid_t thread_id);
+
+  Engine engine() const { return engine_; }
+  // The kvm engine's side of the VM (null on the soft engine).
+  const kvm::KvmMachine* kvm_machine() const { return kvm_.get(); }
+
  private:
-  Vm(Monitor& monitor, std::string name, std::unique_ptr<AddressSpace> space,
+  Vm(Monitor& monitor, Engine engine, std::string name, std::unique_ptr<AddressSpace> space,
      const GuestLayout& layout, std::optional<uint64_t> fork_request_ns);
+  Result<void> create_vcpus(const std::vector<VcpuSnapshot>& vcpus);
   void end(int status);
+  void kick_all(const Vcpu* except);
   // Builds the clones of a fork; the caller stopped every vCPU. RAX for the
   // forking vCPU: 0, or -1 when no clone could start.
-  uint64_t build_clones_while_paused(SoftVcpu& forker, uint32_t clones, uint64_t requested_ns);
+  uint64_t build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t requested_ns);
+  // The clones of `snapshot`; none when one cannot be built.
+  Result<std::vector<std::unique_ptr<Vm>>> build_clones(const MemorySnapshot& snapshot,
+                                                        std::vector<VcpuSnapshot>& states,
+                                                        uint32_t forker, uint32_t clones,
+                                                        uint64_t requested_ns);
   std::string next_clone_name();
 
   Monitor& monitor_;
+  const Engine engine_;
   const std::string name_;
   std::unique_ptr<AddressSpace> space_;
+  std::unique_ptr<kvm::KvmMachine> kvm_;  // after space_: it realizes it
   const GuestLayout layout_;
   const std::optional<uint64_t> fork_request_ns_;
   std::atomic<bool> first_instruction_seen_{false};
   Console console_;
-  std::vector<std::unique_ptr<SoftVcpu>> vcpus_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;  // fixed once created
 
   std::atomic<bool> pause_requested_{false};  // one pauser at a time (CAS)
   std::atomic<bool> ending_{false};

@@ -1,0 +1,49 @@
+// The host's KVM (/dev/kvm), opened once per monitor: API checks, the CPUID
+// every vCPU gets, the size of a vCPU's shared run area, the kick signal,
+// and the fault service every kvm VM's userfaultfd is served on.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <memory>
+
+#include "ept/result.h"
+#include "vmm/kvm/kvm_abi.h"
+#include "vmm/kvm/fault_server.h"
+#include "vmm/kvm/unique_fd.h"
+
+namespace vmfork::kvm {
+
+// The signal that kicks a vCPU thread out of KVM_RUN (its handler sets the
+// thread's immediate_exit, so a kick that lands just before KVM_RUN is not
+// lost).
+inline constexpr int kKickSignal = SIGUSR1;
+
+class KvmHost {
+ public:
+  // Fails with a message naming what is missing: /dev/kvm, a capability, or
+  // userfaultfd write-protect support for shared memory.
+  static Result<std::unique_ptr<KvmHost>> open();
+  // True when /dev/kvm can be opened read-write (what --engine auto asks).
+  static bool available();
+
+  int fd() const { return kvm_.get(); }
+  size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
+  // KVM_GET_SUPPORTED_CPUID, ready for KVM_SET_CPUID2.
+  const CpuidList<kMaxCpuidEntries>& cpuid() const { return *cpuid_; }
+  FaultServer& faults() { return faults_; }
+
+ private:
+  KvmHost(UniqueFd kvm, size_t vcpu_mmap_size,
+          std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid);
+
+  UniqueFd kvm_;
+  size_t vcpu_mmap_size_;
+  std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid_;
+  FaultServer faults_;
+};
+
+// Points the calling thread's kick handler at its vCPU's run area.
+void set_thread_run_area(kvm_run* run);
+
+}  // namespace vmfork::kvm

@@ -1,0 +1,78 @@
+// The KVM side of one kvm-engine VM: the VM fd, its memslot over the
+// realized guest RAM, and the userfaultfd watch on the fault service.
+// vCPU fds are created from it (KvmVcpuFd).
+#pragma once
+
+#include <linux/kvm.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+
+#include "ept/result.h"
+#include "guestmm/address_space.h"
+#include "vmm/kvm/guest_ram.h"
+#include "vmm/kvm/kvm_cpu_state.h"
+#include "vmm/kvm/kvm_host.h"
+#include "vmm/kvm/unique_fd.h"
+
+namespace vmfork::kvm {
+
+// A vCPU's fd and its shared run area.
+class KvmVcpuFd {
+ public:
+  KvmVcpuFd() = default;
+  KvmVcpuFd(UniqueFd fd, kvm_run* run, size_t run_bytes)
+      : fd_(std::move(fd)), run_(run), run_bytes_(run_bytes) {}
+  KvmVcpuFd(KvmVcpuFd&& other) noexcept;
+  KvmVcpuFd& operator=(KvmVcpuFd&& other) noexcept;
+  KvmVcpuFd(const KvmVcpuFd&) = delete;
+  KvmVcpuFd& operator=(const KvmVcpuFd&) = delete;
+  ~KvmVcpuFd();
+
+  int fd() const { return fd_.get(); }
+  kvm_run* run() const { return run_; }
+
+  Result<KvmCpuState> get_state() const;
+  Result<void> set_state(const KvmCpuState& state) const;
+
+ private:
+  UniqueFd fd_;
+  kvm_run* run_ = nullptr;
+  size_t run_bytes_ = 0;
+};
+
+class KvmMachine {
+ public:
+  // `on_memory_error` runs on a fault-service thread when a fault of this
+  // VM cannot be served (the VM must end), with the faulting thread's id.
+  using MemoryErrorHandler = std::function<void(const Error&, pid_t)>;
+  static Result<std::unique_ptr<KvmMachine>> create(KvmHost& host, AddressSpace& space,
+                                                    MemoryErrorHandler on_memory_error);
+  ~KvmMachine();
+  KvmMachine(const KvmMachine&) = delete;
+  KvmMachine& operator=(const KvmMachine&) = delete;
+
+  // vCPU `index`, with the host's CPUID, starting from `state`.
+  Result<KvmVcpuFd> create_vcpu(uint32_t index, const KvmCpuState& state);
+
+  // Held while a snapshot of the VM's memory is taken (no fault in flight).
+  std::mutex& serve_mutex() { return ram_->serve_mutex(); }
+  // After a snapshot (caller holds serve_mutex(), every vCPU paused): moves
+  // the memslot to a fresh, lazily realized reservation; the old one is
+  // unmapped later on the fault service, off the fork's critical path.
+  Result<void> restart_memory_locked();
+
+  const GuestRam& ram() const { return *ram_; }
+
+ private:
+  KvmMachine(KvmHost& host, UniqueFd vm, std::unique_ptr<GuestRam> ram);
+  Result<void> set_memslot(uint64_t host_base, uint64_t bytes);
+
+  KvmHost& host_;
+  UniqueFd vm_;
+  std::unique_ptr<GuestRam> ram_;
+  std::unique_ptr<FaultServer::Registration> watch_;
+};
+
+}  // namespace vmfork::kvm

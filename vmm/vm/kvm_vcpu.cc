@@ -1,0 +1,294 @@
+#include "vmm/vm/kvm_vcpu.h"
+
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <span>
+#include <thread>
+
+#include "vmm/boot/exception_handlers.h"
+#include "vmm/vm/vm.h"
+
+namespace vmfork {
+
+namespace {
+
+// KVM_RUN fails with EFAULT while a run of shared pages is being realized
+// read-only (kvm/guest_ram.cc): the write is retried. A fault that lasts
+// this many retries is real.
+constexpr int kEfaultRetries = 100000;
+
+void set_immediate_exit(kvm_run* run, uint8_t value) {
+  std::atomic_ref<uint8_t>(run->immediate_exit).store(value, std::memory_order_seq_cst);
+}
+
+const char* exit_name(uint32_t reason) {
+  switch (reason) {
+    case KVM_EXIT_SHUTDOWN:
+      return "triple fault (an exception with no IDT to deliver it through, e.g. ud2 or a page "
+             "fault; the CPU state, RIP included, is lost)";
+    case KVM_EXIT_FAIL_ENTRY:
+      return "VM entry failed";
+    case KVM_EXIT_INTERNAL_ERROR:
+      return "KVM internal error (an instruction KVM could not emulate)";
+    default:
+      return "unexpected KVM exit";
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(Vm& vm, kvm::KvmMachine& machine, uint32_t index,
+                                                 const VcpuSnapshot& from) {
+  const auto* state = std::get_if<kvm::KvmCpuState>(&from.cpu);
+  if (state == nullptr) {
+    return make_error(ErrorCode::kInternal, "a kvm vCPU needs a kvm snapshot");
+  }
+  Result<kvm::KvmVcpuFd> fd = machine.create_vcpu(index, *state);
+  if (!fd) return fd.error();
+  return std::unique_ptr<KvmVcpu>(new KvmVcpu(vm, index, std::move(*fd), from.halted));
+}
+
+KvmVcpu::KvmVcpu(Vm& vm, uint32_t index, kvm::KvmVcpuFd fd, bool halted)
+    : vm_(vm), index_(index), fd_(std::move(fd)), halted_(halted) {}
+
+KvmVcpu::~KvmVcpu() {
+  join();
+}
+
+void KvmVcpu::start() {
+  if (!halted_) thread_ = std::thread([this] { run(); });
+}
+
+void KvmVcpu::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void KvmVcpu::kick() {
+  // The handler sets immediate_exit on this thread: KVM_RUN returns at once
+  // if it has not started, with EINTR if it has. A thread that has left its
+  // loop is not signalled (it may be joined and gone).
+  std::lock_guard lock(kick_mutex_);
+  if (running_thread_) pthread_kill(*running_thread_, kvm::kKickSignal);
+}
+
+void KvmVcpu::fail_memory(const std::string& cause) {
+  {
+    std::lock_guard lock(fault_mutex_);
+    if (!memory_fault_) memory_fault_ = cause;
+  }
+  kick();
+}
+
+Result<VcpuSnapshot> KvmVcpu::snapshot() const {
+  // An unserved fork request of ours left its `out` pending: RIP is still
+  // the instruction's, so the clone's copy runs it again.
+  Result<kvm::KvmCpuState> state = fd_.get_state();
+  if (!state) return state.error();
+  return VcpuSnapshot{std::move(*state), halted_};
+}
+
+Result<VcpuSnapshot> KvmVcpu::snapshot_past_fork() {
+  complete_pending_io();
+  return snapshot();
+}
+
+Result<void> KvmVcpu::set_fork_result(uint64_t rax) {
+  complete_pending_io();
+  kvm_regs regs{};
+  if (ioctl(fd_.fd(), KVM_GET_REGS, &regs) == 0) {
+    regs.rax = rax;
+    if (ioctl(fd_.fd(), KVM_SET_REGS, &regs) == 0) return Ok{};
+  }
+  return make_error(ErrorCode::kSystem,
+                    fmt::format("setting the fork's result in RAX: {}", std::strerror(errno)));
+}
+
+void KvmVcpu::parking() {
+  // A copy must not run a port write again: finish it first. A fork
+  // request of our own that waits for another pause is the exception.
+  if (!fork_request_) complete_pending_io();
+}
+
+void KvmVcpu::complete_pending_io() {
+  if (!io_pending_) return;
+  set_immediate_exit(fd_.run(), 1);
+  // Returns EINTR once KVM has completed the I/O (it skips the instruction).
+  (void)ioctl(fd_.fd(), KVM_RUN, 0);
+  io_pending_ = false;
+}
+
+std::string KvmVcpu::describe_exception() const {
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  ExceptionFrame frame{};
+  if (ioctl(fd_.fd(), KVM_GET_REGS, &regs) != 0 || ioctl(fd_.fd(), KVM_GET_SREGS, &sregs) != 0 ||
+      !vm_.space().read(Gpa(regs.rsp), std::as_writable_bytes(std::span(&frame, 1)))) {
+    return "an exception the monitor could not read the frame of";
+  }
+  const std::string name = exception_name(frame.vector);
+  if (frame.vector == 6) return fmt::format("unsupported instruction ({}) at RIP {:#x}", name, frame.rip);
+  if (frame.vector == 14) {
+    const bool outside = sregs.cr2 >= vm_.space().ram_bytes();
+    return fmt::format("memory fault at RIP {:#x}: {} at {:#x}{}", frame.rip, name, sregs.cr2,
+                       outside ? ", outside RAM" : "");
+  }
+  return fmt::format("{} at RIP {:#x} (error code {:#x})", name, frame.rip, frame.error_code);
+}
+
+uint64_t KvmVcpu::rip() const {
+  kvm_regs regs{};
+  if (ioctl(fd_.fd(), KVM_GET_REGS, &regs) != 0) return 0;
+  return regs.rip;
+}
+
+void KvmVcpu::fail(const std::string& cause) {
+  vm_.vcpu_failed(*this, cause);
+}
+
+void KvmVcpu::run() {
+  thread_id_.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_release);
+  kvm::set_thread_run_area(fd_.run());
+  {
+    std::lock_guard lock(kick_mutex_);
+    running_thread_ = pthread_self();
+  }
+  run_loop();
+  {
+    std::lock_guard lock(kick_mutex_);
+    running_thread_.reset();
+  }
+  kvm::set_thread_run_area(nullptr);
+}
+
+void KvmVcpu::run_loop() {
+  vm_.note_first_instruction();
+  for (;;) {
+    if (fork_request_) {
+      // At the boundary after this vCPU's `out` to the fork port.
+      if (vm_.ending()) break;
+      if (vm_.try_fork(*this, *fork_request_)) {
+        fork_request_.reset();
+      } else if (!vm_.park_until_resumed(*this)) {
+        break;
+      }
+      continue;
+    }
+    // Clear a stale kick before looking at the flags: a kick after this
+    // store sets it again, and KVM_RUN then returns at once.
+    set_immediate_exit(fd_.run(), 0);
+    if (vm_.ending()) break;
+    if (vm_.must_stop()) {
+      if (!vm_.park_until_resumed(*this)) break;
+      continue;
+    }
+    if (!run_once()) break;
+    if (halted_) {
+      vm_.vcpu_halted(*this);
+      return;
+    }
+  }
+  vm_.vcpu_exited();
+}
+
+bool KvmVcpu::run_once() {
+  kvm_run* run = fd_.run();
+  int efaults = 0;
+  for (;;) {
+    const int rc = ioctl(fd_.fd(), KVM_RUN, 0);
+    if (rc == 0) break;
+    if (errno == EINTR || errno == EAGAIN) {
+      std::optional<std::string> fault;
+      {
+        std::lock_guard lock(fault_mutex_);
+        fault = memory_fault_;
+      }
+      if (fault) {
+        fail(fmt::format("memory fault at RIP {:#x}: {}", rip(), *fault));
+        return false;
+      }
+      return true;  // kicked: the loop looks at the VM's flags
+    }
+    if (errno == EFAULT && ++efaults < kEfaultRetries) {
+      if (efaults % 64 == 0) std::this_thread::yield();
+      continue;
+    }
+    fail(fmt::format("KVM_RUN failed at RIP {:#x}: {}", rip(), std::strerror(errno)));
+    return false;
+  }
+  switch (run->exit_reason) {
+    case KVM_EXIT_IO:
+      io_pending_ = true;
+      return handle_io();
+    case KVM_EXIT_HLT:
+      halted_ = true;  // hlt stops the vCPU for good
+      return true;
+    case KVM_EXIT_INTR:
+      return true;
+    case KVM_EXIT_MMIO:
+      fail(fmt::format("memory fault at RIP {:#x}: {} of {} byte(s) at guest-physical {:#x}, "
+                       "outside RAM",
+                       rip(), run->mmio.is_write ? "write" : "read", run->mmio.len,
+                       run->mmio.phys_addr));
+      return false;
+    case KVM_EXIT_FAIL_ENTRY:
+      fail(fmt::format("{} (hardware reason {:#x})", exit_name(run->exit_reason),
+                       run->fail_entry.hardware_entry_failure_reason));
+      return false;
+    case KVM_EXIT_INTERNAL_ERROR:
+      fail(fmt::format("{} at RIP {:#x} (suberror {})", exit_name(run->exit_reason), rip(),
+                       run->internal.suberror));
+      return false;
+    case KVM_EXIT_SHUTDOWN:
+      fail(exit_name(run->exit_reason));
+      return false;
+    default:
+      fail(fmt::format("{} {} at RIP {:#x}", exit_name(run->exit_reason), run->exit_reason, rip()));
+      return false;
+  }
+}
+
+bool KvmVcpu::handle_io() {
+  kvm_run* run = fd_.run();
+  auto* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+  const uint16_t port = run->io.port;
+  const uint8_t size = run->io.size;
+  for (uint32_t i = 0; i < run->io.count; ++i, data += size) {
+    if (run->io.direction == KVM_EXIT_IO_OUT) {
+      uint32_t value = 0;
+      std::memcpy(&value, data, size);
+      if (port == kExceptionPort && size == 4) {
+        fail(describe_exception());
+        return false;
+      }
+      if (port == port::kFork && size == 4) {
+        // Served at the boundary after the `out`, in run(). Until then the
+        // I/O stays pending and RIP stays at the instruction.
+        fork_request_ = value;
+        return true;
+      }
+      Result<soft::PortAction> done = vm_.port_out(*this, port, size, value);
+      if (!done) {
+        fail(fmt::format("{} at RIP {:#x}", done.error().message, rip()));
+        return false;
+      }
+      if (*done == soft::PortAction::kStop) return true;  // the VM ends
+    } else {
+      Result<uint32_t> value = vm_.port_in(*this, port, size);
+      if (!value) {
+        fail(fmt::format("{} at RIP {:#x}", value.error().message, rip()));
+        return false;
+      }
+      std::memcpy(data, &*value, size);
+    }
+  }
+  return true;
+}
+
+}  // namespace vmfork
