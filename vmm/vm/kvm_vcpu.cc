@@ -171,13 +171,7 @@ void KvmVcpu::run_loop() {
   vm_.note_first_instruction();
   for (;;) {
     if (fork_request_) {
-      // At the boundary after this vCPU's `out` to the fork port.
-      if (vm_.ending()) break;
-      if (vm_.try_fork(*this, *fork_request_)) {
-        fork_request_.reset();
-      } else if (!vm_.park_until_resumed(*this)) {
-        break;
-      }
+      if (!vm_.serve_fork_request(*this, fork_request_)) break;
       continue;
     }
     // Clear a stale kick before looking at the flags: a kick after this

@@ -82,15 +82,7 @@ void SoftVcpu::run() {
   vm_.note_first_instruction();
   for (;;) {
     if (fork_request_) {
-      // At the boundary after this vCPU's `out` to the fork port.
-      if (vm_.ending()) break;
-      if (vm_.try_fork(*this, *fork_request_)) {
-        fork_request_.reset();
-      } else if (!vm_.park_until_resumed(*this)) {
-        // Another vCPU paused the VM first (the fork is retried after its
-        // pause), and the VM ended meanwhile.
-        break;
-      }
+      if (!vm_.serve_fork_request(*this, fork_request_)) break;
       continue;
     }
     const soft::RunExit exit = interpreter_.run(state_, *this, kRunBudget);

@@ -141,6 +141,15 @@ bool Vm::park_until_resumed(Vcpu& vcpu) {
   return true;
 }
 
+bool Vm::serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request) {
+  if (ending()) return false;
+  if (try_fork(vcpu, *request)) {
+    request.reset();
+    return true;
+  }
+  return park_until_resumed(vcpu);
+}
+
 bool Vm::try_fork(Vcpu& forker, uint32_t clones) {
   const uint64_t requested_ns = now_ns();
   bool expected = false;

@@ -70,9 +70,10 @@ class Vm {
   bool ending() const { return ending_.load(std::memory_order_acquire); }
   // The vCPU stopped for a pause: parks until it ends. False: the VM ends.
   bool park_until_resumed(Vcpu& vcpu);
-  // Performs `vcpu`'s fork request (it stopped right after its `out`).
-  // False: another vCPU is pausing the VM; park, then try again.
-  bool try_fork(Vcpu& vcpu, uint32_t clones);
+  // At the boundary after `vcpu`'s `out` to the fork port: serves `request`
+  // (reset once served), or parks while another vCPU's pause goes first
+  // (the request is retried after it). False: the VM ended.
+  bool serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request);
   void vcpu_halted(Vcpu& vcpu);
   void vcpu_failed(Vcpu& vcpu, const std::string& cause);
   // The vCPU's thread is about to return (the VM ends).
@@ -94,6 +95,9 @@ class Vm {
   Result<void> create_vcpus(const std::vector<VcpuSnapshot>& vcpus);
   void end(int status);
   void kick_all(const Vcpu* except);
+  // Performs `vcpu`'s fork request (it stopped right after its `out`).
+  // False: another vCPU is pausing the VM; park, then try again.
+  bool try_fork(Vcpu& vcpu, uint32_t clones);
   // Builds the clones of a fork; the caller stopped every vCPU. RAX for the
   // forking vCPU: 0, or -1 when no clone could start.
   uint64_t build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t requested_ns);
