@@ -25,7 +25,8 @@ Result<CpuBenchReport> run_cpu_bench(const CpuBenchOptions& options) {
     Result<std::unique_ptr<Monitor>> monitor = Monitor::create(uint64_t{64} << 20);
     if (!monitor) return monitor.error();
     Result<std::unique_ptr<Vm>> vm =
-        boot_code(**monitor, Engine::kSoft, "vm0", integer_loop_code(options.iterations), *layout, MapAllRam::kNo);
+        boot_code(**monitor, Engine::kSoft, "vm0", integer_loop_code(options.iterations), *layout,
+                  MapAllRam::kNo);
     if (!vm) return vm.error();
     // Timed from the start of the vCPU to the end of the VM: includes
     // thread start and the first faults, a few microseconds in seconds.

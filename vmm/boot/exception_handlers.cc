@@ -18,15 +18,28 @@ constexpr Gpa kCommonGpa = kExceptionCodeGpa + kExceptionVectors * kStubBytes;
 // Vectors for which the CPU pushes an error code (SDM vol. 3A, 6.15).
 bool pushes_error_code(uint32_t vector) {
   switch (vector) {
-    case 8: case 10: case 11: case 12: case 13: case 14: case 17: case 21: case 29: case 30:
+    case 8:
+    case 10:
+    case 11:
+    case 12:
+    case 13:
+    case 14:
+    case 17:
+    case 21:
+    case 29:
+    case 30:
       return true;
     default:
       return false;
   }
 }
 
-void put_u16(std::byte* at, uint16_t value) { std::memcpy(at, &value, sizeof(value)); }
-void put_u32(std::byte* at, uint32_t value) { std::memcpy(at, &value, sizeof(value)); }
+void put_u16(std::byte* at, uint16_t value) {
+  std::memcpy(at, &value, sizeof(value));
+}
+void put_u32(std::byte* at, uint32_t value) {
+  std::memcpy(at, &value, sizeof(value));
+}
 
 }  // namespace
 
@@ -57,26 +70,37 @@ Result<void> write_exception_handlers(AddressSpace& space) {
     std::memcpy(at + n, &rel, sizeof(rel));
   }
   // mov dx, kExceptionPort; mov eax, [rsp]; out dx, eax; 1: hlt; jmp 1b
-  const std::array<uint8_t, 11> common = {0x66, 0xba, kExceptionPort & 0xff, kExceptionPort >> 8,
-                                          0x8b, 0x04, 0x24, 0xef, 0xf4, 0xeb, 0xfd};
+  const std::array<uint8_t, 11> common = {
+      0x66, 0xba, kExceptionPort & 0xff, kExceptionPort >> 8, 0x8b, 0x04, 0x24, 0xef, 0xf4,
+      0xeb, 0xfd};
   std::memcpy(code.data() + kExceptionVectors * kStubBytes, common.data(), common.size());
   if (Result<void> written = space.write(kIdtGpa, idt); !written) return written;
   return space.write(kExceptionCodeGpa, code);
 }
 
 std::string exception_name(uint64_t vector) {
-  static constexpr std::array<const char*, 22> kNames = {
-      "divide error (#DE)",          "debug (#DB)",
-      "NMI",                         "breakpoint (#BP)",
-      "overflow (#OF)",              "bound range exceeded (#BR)",
-      "invalid opcode (#UD)",        "device not available (#NM)",
-      "double fault (#DF)",          "coprocessor segment overrun",
-      "invalid TSS (#TS)",           "segment not present (#NP)",
-      "stack fault (#SS)",           "general protection (#GP)",
-      "page fault (#PF)",            "reserved vector 15",
-      "x87 floating-point error (#MF)", "alignment check (#AC)",
-      "machine check (#MC)",         "SIMD floating-point exception (#XM)",
-      "virtualization exception (#VE)", "control protection (#CP)"};
+  static constexpr std::array<const char*, 22> kNames = {"divide error (#DE)",
+                                                         "debug (#DB)",
+                                                         "NMI",
+                                                         "breakpoint (#BP)",
+                                                         "overflow (#OF)",
+                                                         "bound range exceeded (#BR)",
+                                                         "invalid opcode (#UD)",
+                                                         "device not available (#NM)",
+                                                         "double fault (#DF)",
+                                                         "coprocessor segment overrun",
+                                                         "invalid TSS (#TS)",
+                                                         "segment not present (#NP)",
+                                                         "stack fault (#SS)",
+                                                         "general protection (#GP)",
+                                                         "page fault (#PF)",
+                                                         "reserved vector 15",
+                                                         "x87 floating-point error (#MF)",
+                                                         "alignment check (#AC)",
+                                                         "machine check (#MC)",
+                                                         "SIMD floating-point exception (#XM)",
+                                                         "virtualization exception (#VE)",
+                                                         "control protection (#CP)"};
   if (vector < kNames.size()) return kNames[vector];
   return fmt::format("exception vector {}", vector);
 }

@@ -15,8 +15,8 @@
 #include <boost/system/error_code.hpp>
 #include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -68,8 +68,8 @@ class FaultServer::Registration {
   Handler handler_;
   std::mutex mutex_;
   std::condition_variable stopped_;
-  bool armed_ = true;      // guarded by mutex_: a wait is outstanding or a handler runs
-  bool stopping_ = false;  // guarded by mutex_
+  bool armed_ = true;       // guarded by mutex_: a wait is outstanding or a handler runs
+  bool stopping_ = false;   // guarded by mutex_
   bool cancelled_ = false;  // guarded by mutex_: the cancel stop() posted has run
 };
 

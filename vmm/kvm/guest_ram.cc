@@ -177,9 +177,9 @@ Result<void> GuestRam::serve_missing_locked(Gfn gfn) {
     }
     at = walk(gfn.value());
     if (!at.ok()) {
-      return make_error(ErrorCode::kInternal,
-                        fmt::format("guest page {:#x} not backed after demand-zero",
-                                    gfn.gpa().value()));
+      return make_error(
+          ErrorCode::kInternal,
+          fmt::format("guest page {:#x} not backed after demand-zero", gfn.gpa().value()));
     }
   }
 
@@ -211,8 +211,8 @@ Result<void> GuestRam::serve_missing_locked(Gfn gfn) {
     entries.push_back(entry_of(following));
   }
   const uint64_t count = entries.size();
-  const bool any_protected = std::any_of(entries.begin(), entries.end(),
-                                         [](uint64_t e) { return (e & kProtected) != 0; });
+  const bool any_protected =
+      std::any_of(entries.begin(), entries.end(), [](uint64_t e) { return (e & kProtected) != 0; });
 
   if (Result<void> counted = set_shadow_locked(first, count, entries.data()); !counted) {
     return counted;
@@ -226,9 +226,10 @@ Result<void> GuestRam::serve_missing_locked(Gfn gfn) {
   const int protection = any_protected ? PROT_READ : PROT_READ | PROT_WRITE;
   if (mmap(at_address, bytes, protection, MAP_SHARED | MAP_FIXED, pool_fd_,
            static_cast<off_t>(offset)) == MAP_FAILED) {
-    return system_error(fmt::format("mmap of {} guest page(s) at {:#x} (the process may have "
-                                    "reached vm.max_map_count)",
-                                    count, Gfn(first).gpa().value()));
+    return system_error(
+        fmt::format("mmap of {} guest page(s) at {:#x} (the process may have "
+                    "reached vm.max_map_count)",
+                    count, Gfn(first).gpa().value()));
   }
   if (any_protected) {
     uffdio_register reg{};
@@ -271,8 +272,8 @@ Result<void> GuestRam::serve_write_locked(Gfn gfn) {
   if (Result<void> cow = space_.handle_fault(gfn.gpa(), Access::kWrite, guard); !cow) return cow;
   const WalkResult now = ept_walk(memory, space_.root(), gfn, Access::kWrite);
   if (!now.ok()) {
-    return make_error(ErrorCode::kInternal, fmt::format("guest page {:#x} not writable after COW",
-                                                        gfn.gpa().value()));
+    return make_error(ErrorCode::kInternal,
+                      fmt::format("guest page {:#x} not writable after COW", gfn.gpa().value()));
   }
   if (now.frame.index() + 1 != frame_plus_one(entry)) {
     const uint64_t copy = (now.frame.index() + 1) | kCopy;
@@ -280,9 +281,10 @@ Result<void> GuestRam::serve_write_locked(Gfn gfn) {
     if (mmap(reinterpret_cast<void*>(host_address_locked(gfn.value())), kPageSize,
              PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, pool_fd_,
              static_cast<off_t>(now.frame.pool_offset())) == MAP_FAILED) {
-      return system_error(fmt::format("mmap of the copy of guest page {:#x} (the process may "
-                                      "have reached vm.max_map_count)",
-                                      gfn.gpa().value()));
+      return system_error(
+          fmt::format("mmap of the copy of guest page {:#x} (the process may "
+                      "have reached vm.max_map_count)",
+                      gfn.gpa().value()));
     }
     ++counters_.remaps;
   } else if ((entry & kProtected) != 0) {

@@ -35,12 +35,12 @@
 namespace vmfork::kvm {
 
 struct GuestRamCounters {
-  uint64_t missing_faults = 0;   // first touches served
-  uint64_t runs_mapped = 0;      // memfd runs realized
-  uint64_t pages_realized = 0;   // pages those runs covered
-  uint64_t write_faults = 0;     // write-protect faults served
-  uint64_t remaps = 0;           // COW copies put in place
-  uint64_t unprotects = 0;       // pages made writable in place
+  uint64_t missing_faults = 0;  // first touches served
+  uint64_t runs_mapped = 0;     // memfd runs realized
+  uint64_t pages_realized = 0;  // pages those runs covered
+  uint64_t write_faults = 0;    // write-protect faults served
+  uint64_t remaps = 0;          // COW copies put in place
+  uint64_t unprotects = 0;      // pages made writable in place
 };
 
 class GuestRam {
@@ -107,11 +107,11 @@ class GuestRam {
   const uint64_t mapping_budget_;
   UniqueFd uffd_;
 
-  mutable std::mutex mutex_;      // serializes serving, restarting and snapshots
-  Reservation current_;           // guarded by mutex_
+  mutable std::mutex mutex_;           // serializes serving, restarting and snapshots
+  Reservation current_;                // guarded by mutex_
   std::atomic<uint64_t> mappings_{1};  // written under mutex_, read by anyone
-  GuestRamCounters counters_;     // guarded by mutex_
-  bool failed_ = false;           // guarded by mutex_: a fault could not be served
+  GuestRamCounters counters_;          // guarded by mutex_
+  bool failed_ = false;                // guarded by mutex_: a fault could not be served
 };
 
 }  // namespace vmfork::kvm

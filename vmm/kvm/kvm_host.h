@@ -8,8 +8,8 @@
 #include <memory>
 
 #include "ept/result.h"
-#include "vmm/kvm/kvm_abi.h"
 #include "vmm/kvm/fault_server.h"
+#include "vmm/kvm/kvm_abi.h"
 #include "vmm/kvm/unique_fd.h"
 
 namespace vmfork::kvm {
@@ -34,8 +34,7 @@ class KvmHost {
   FaultServer& faults() { return faults_; }
 
  private:
-  KvmHost(UniqueFd kvm, size_t vcpu_mmap_size,
-          std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid);
+  KvmHost(UniqueFd kvm, size_t vcpu_mmap_size, std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid);
 
   UniqueFd kvm_;
   size_t vcpu_mmap_size_;

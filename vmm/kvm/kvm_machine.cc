@@ -115,8 +115,8 @@ Result<std::unique_ptr<KvmMachine>> KvmMachine::create(KvmHost& host, AddressSpa
   std::unique_ptr<KvmMachine> machine(new KvmMachine(host, std::move(vm), std::move(*ram)));
   {
     std::lock_guard lock(machine->ram_->serve_mutex());
-    if (Result<void> slot = machine->set_memslot(machine->ram_->host_base_locked(),
-                                                 space.ram_bytes());
+    if (Result<void> slot =
+            machine->set_memslot(machine->ram_->host_base_locked(), space.ram_bytes());
         !slot) {
       return slot.error();
     }
@@ -167,7 +167,8 @@ Result<void> KvmMachine::restart_memory_locked() {
 Result<KvmVcpuFd> KvmMachine::create_vcpu(uint32_t index, const KvmCpuState& state) {
   UniqueFd fd(ioctl(vm_.get(), KVM_CREATE_VCPU, index));
   if (!fd.valid()) return system_error(fmt::format("KVM_CREATE_VCPU {}", index));
-  void* run = mmap(nullptr, host_.vcpu_mmap_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  void* run =
+      mmap(nullptr, host_.vcpu_mmap_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (run == MAP_FAILED) return system_error("mmap of a vCPU's run area");
   KvmVcpuFd vcpu(std::move(fd), static_cast<kvm_run*>(run), host_.vcpu_mmap_size());
   if (ioctl(vcpu.fd(), kSetCpuid2, &host_.cpuid()) != 0) return system_error("KVM_SET_CPUID2");

@@ -133,7 +133,8 @@ std::string KvmVcpu::describe_exception() const {
     return "an exception the monitor could not read the frame of";
   }
   const std::string name = exception_name(frame.vector);
-  if (frame.vector == 6) return fmt::format("unsupported instruction ({}) at RIP {:#x}", name, frame.rip);
+  if (frame.vector == 6)
+    return fmt::format("unsupported instruction ({}) at RIP {:#x}", name, frame.rip);
   if (frame.vector == 14) {
     const bool outside = sregs.cr2 >= vm_.space().ram_bytes();
     return fmt::format("memory fault at RIP {:#x}: {} at {:#x}{}", frame.rip, name, sregs.cr2,
@@ -226,10 +227,10 @@ bool KvmVcpu::run_once() {
     case KVM_EXIT_INTR:
       return true;
     case KVM_EXIT_MMIO:
-      fail(fmt::format("memory fault at RIP {:#x}: {} of {} byte(s) at guest-physical {:#x}, "
-                       "outside RAM",
-                       rip(), run->mmio.is_write ? "write" : "read", run->mmio.len,
-                       run->mmio.phys_addr));
+      fail(fmt::format(
+          "memory fault at RIP {:#x}: {} of {} byte(s) at guest-physical {:#x}, "
+          "outside RAM",
+          rip(), run->mmio.is_write ? "write" : "read", run->mmio.len, run->mmio.phys_addr));
       return false;
     case KVM_EXIT_FAIL_ENTRY:
       fail(fmt::format("{} (hardware reason {:#x})", exit_name(run->exit_reason),

@@ -69,8 +69,8 @@ class KvmVcpu final : public Vcpu {
   Vm& vm_;
   const uint32_t index_;
   kvm::KvmVcpuFd fd_;
-  bool halted_;                       // this vCPU's thread, or anyone while it is parked
-  bool io_pending_ = false;           // this vCPU's thread, or anyone while it is parked
+  bool halted_;                           // this vCPU's thread, or anyone while it is parked
+  bool io_pending_ = false;               // this vCPU's thread, or anyone while it is parked
   std::optional<uint32_t> fork_request_;  // set by `out` to the fork port, taken by run()
   std::atomic<pid_t> thread_id_{0};
   std::mutex fault_mutex_;

@@ -64,10 +64,11 @@ int Monitor::wait() {
     spdlog::info("{} ended with status {}", vm->name(), status);
     if (const kvm::KvmMachine* machine = vm->kvm_machine()) {
       const kvm::GuestRamCounters ram = machine->ram().counters();
-      spdlog::info("{}: {} host mapping(s) of guest RAM; {} run(s) of {} page(s) realized, {} "
-                   "COW copies put in place, {} pages unprotected in place",
-                   vm->name(), machine->ram().mappings(), ram.runs_mapped, ram.pages_realized,
-                   ram.remaps, ram.unprotects);
+      spdlog::info(
+          "{}: {} host mapping(s) of guest RAM; {} run(s) of {} page(s) realized, {} "
+          "COW copies put in place, {} pages unprotected in place",
+          vm->name(), machine->ram().mappings(), ram.runs_mapped, ram.pages_realized, ram.remaps,
+          ram.unprotects);
     }
     if (status != 0 && first_failure == 0) first_failure = status;
     MemoryChecksum checksum{vm->name(), 0};

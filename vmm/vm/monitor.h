@@ -61,8 +61,8 @@ class Monitor {
   std::unique_ptr<GuestMemory> memory_;
   bool record_checksums_ = false;  // set before the first launch
   mutable std::mutex mutex_;
-  std::unique_ptr<kvm::KvmHost> kvm_;         // guarded by mutex_ until opened; outlives the VMs
-  std::vector<MemoryChecksum> checksums_;     // guarded by mutex_
+  std::unique_ptr<kvm::KvmHost> kvm_;        // guarded by mutex_ until opened; outlives the VMs
+  std::vector<MemoryChecksum> checksums_;    // guarded by mutex_
   std::vector<std::unique_ptr<Vm>> vms_;     // guarded by mutex_, in launch order
   std::vector<ForkLatency> fork_latencies_;  // guarded by mutex_
 };
