@@ -1,25 +1,21 @@
 #include "vmm/soft/guest_access.h"
 
-#include <cstring>
 #include <string>
+
+#include "vmm/soft/guest_word.h"
 
 namespace vmfork::soft {
 
 namespace {
 
-// Guest memory is shared between vCPU threads by design, and a guest may
-// race on it (its own business: the hardware would let it). ThreadSanitizer
-// builds copy byte by byte with relaxed atomics so that a guest's races do
-// not hide the monitor's own, as guestmm/frame_copy.h does for COW copies.
+// The two parts of an access that crosses a page: each byte once, with relaxed atomics. x86 does
+// not make such an access atomic, but it writes every byte once, and so must we (see
+// guest_word.h for what a second store of the same bytes can undo).
 void copy_guest_bytes(void* to, const void* from, size_t bytes) {
-#if defined(__SANITIZE_THREAD__)
   auto* target = static_cast<uint8_t*>(to);
   const auto* source = static_cast<const uint8_t*>(from);
   for (size_t i = 0; i < bytes; ++i)
     __atomic_store_n(&target[i], __atomic_load_n(&source[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
-#else
-  std::memcpy(to, from, bytes);
-#endif
 }
 
 }  // namespace
@@ -39,10 +35,7 @@ Result<uint64_t> GuestAccess::read(uint64_t gpa, unsigned size) {
   const uint64_t in_page = 0x1000 - (gpa & 0xfff);
   Result<std::byte*> first = page(gpa, Access::kRead);
   if (!first) return first.error();
-  if (size <= in_page) {
-    copy_guest_bytes(&value, *first, size);
-    return value;
-  }
+  if (size <= in_page) return load_guest_word(*first, size);
   Result<std::byte*> second = page(gpa + in_page, Access::kRead);
   if (!second) return second.error();
   auto* bytes = reinterpret_cast<std::byte*>(&value);
@@ -57,7 +50,7 @@ Result<void> GuestAccess::write(uint64_t gpa, unsigned size, uint64_t value) {
   if (!first) return first.error();
   const auto* bytes = reinterpret_cast<const std::byte*>(&value);
   if (size <= in_page) {
-    copy_guest_bytes(*first, bytes, size);
+    store_guest_word(*first, size, value);
   } else {
     // Translate both pages before writing either: a fault leaves memory unchanged.
     Result<std::byte*> second = page(gpa + in_page, Access::kWrite);

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "vmm/soft/cpuid_leaves.h"
+#include "vmm/soft/guest_word.h"
 
 namespace vmfork::soft {
 namespace {
@@ -1037,7 +1038,7 @@ Interpreter::Step Interpreter::string_op(const DecodedInstruction& d) {
         std::memset(*dst, static_cast<int>(value), bytes);
       } else {
         for (uint64_t i = 0; i < chunk; ++i)
-          std::memcpy(*dst + i * size, &value, size);
+          store_guest_word(*dst + i * size, size, value);
       }
       access_.note_write(rdi, bytes);
       rdi += bytes;
