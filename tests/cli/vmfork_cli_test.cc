@@ -110,6 +110,9 @@ INSTANTIATE_TEST_SUITE_P(
                      "--log-level loud bench cow --size 16K --rounds 1 --kernel-repeat 1",
                      {"loud", "debug"}},
         BadArguments{"SizeAboveTheBenchLimit", "bench clone --sizes 32T --repeat 1", {"32 TiB"}},
+        BadArguments{
+            "UnknownEngine", "run --engine qemu /etc/os-release", {"'qemu'", "auto, soft, kvm"}},
+        BadArguments{"UnknownBenchEngine", "bench fork --engine tcg", {"'tcg'", "soft, kvm"}},
         BadArguments{"CowSizeBeyondHostMemory",
                      "bench cow --size 900G --rounds 1 --kernel-repeat 1",
                      {"available"}}),

@@ -11,6 +11,7 @@
 #include "vmm/bench/clone_bench.h"
 #include "vmm/bench/cow_bench.h"
 #include "vmm/bench/report.h"
+#include "vmm/cli/choice_arg.h"
 #include "vmm/cli/size_arg.h"
 
 namespace vmfork::bench {
@@ -167,9 +168,7 @@ void add_fork(CLI::App& bench, Command& chosen) {
   fork->add_option("--engine", args->options.engine,
                    "soft, or kvm (needs /dev/kvm; under nested TCG its timings are not "
                    "meaningful) (default: soft)")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, Engine>{{"soft", Engine::kSoft}, {"kvm", Engine::kKvm}},
-          CLI::ignore_case))
+      ->transform(cli::choice_transform<Engine>({{"soft", Engine::kSoft}, {"kvm", Engine::kKvm}}))
       ->type_name("soft|kvm");
   fork->add_flag("--json", args->json,
                  "Print one JSON object: {\"results\":[{\"ram_bytes\",\"clones\","

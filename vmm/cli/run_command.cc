@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "vmm/cli/choice_arg.h"
 #include "vmm/cli/size_arg.h"
 #include "vmm/loader/read_file.h"
 #include "vmm/vm/boot_vm.h"
@@ -122,11 +123,9 @@ void add_run_command(CLI::App& app, std::function<int()>& chosen) {
   run->add_option("--engine", args->engine,
                   "auto (kvm when /dev/kvm opens, else soft), soft (the x86-64 interpreter), "
                   "or kvm (KVM vCPUs; fails when /dev/kvm does not open) (default: auto)")
-      ->transform(
-          CLI::CheckedTransformer(std::map<std::string, EngineChoice>{{"auto", EngineChoice::kAuto},
-                                                                      {"soft", EngineChoice::kSoft},
-                                                                      {"kvm", EngineChoice::kKvm}},
-                                  CLI::ignore_case))
+      ->transform(choice_transform<EngineChoice>({{"auto", EngineChoice::kAuto},
+                                                  {"soft", EngineChoice::kSoft},
+                                                  {"kvm", EngineChoice::kKvm}}))
       ->type_name("auto|soft|kvm");
   run->add_flag("--memory-checksum", args->memory_checksum,
                 "After every VM has ended, print one line per VM in launch order: "
