@@ -1,18 +1,16 @@
 // Shared pieces of the guestmm tests: Result checks with the library's error
-// message, byte patterns, reclamation to quiescence, a spinning start barrier
-// and the sanitizer scale factor.
+// message, byte patterns, reclamation to quiescence, the sanitizer scale
+// factor, and the start barrier (tests/support/spin_barrier.h).
 #pragma once
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -20,6 +18,7 @@
 #include "ept/types.h"
 #include "guestmm/address_space.h"
 #include "guestmm/guest_memory.h"
+#include "tests/support/spin_barrier.h"
 
 namespace vmfork::testing {
 
@@ -117,26 +116,5 @@ inline bool reclaim_all(GuestMemory& memory) {
 inline uint64_t frames_in_use(const FrameCounts& counts) {
   return counts.data + counts.table;
 }
-
-// Releases all parties at once.
-class SpinBarrier {
- public:
-  explicit SpinBarrier(int parties) : parties_(parties) {}
-  void arrive_and_wait() {
-    const int generation = generation_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == parties_) {
-      arrived_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
-      return;
-    }
-    while (generation_.load(std::memory_order_acquire) == generation)
-      std::this_thread::yield();
-  }
-
- private:
-  const int parties_;
-  std::atomic<int> arrived_{0};
-  std::atomic<int> generation_{0};
-};
 
 }  // namespace vmfork::testing

@@ -1,5 +1,6 @@
-// Shared pieces of the race tests: a spinning start barrier, guest word
-// access through a vCPU's translation cache, and test-scale constants.
+// Shared pieces of the race tests: guest word access through a vCPU's
+// translation cache, test-scale constants, and the start barrier
+// (tests/support/spin_barrier.h).
 #pragma once
 
 #include <atomic>
@@ -11,6 +12,7 @@
 
 #include "ept/waiter.h"
 #include "guestmm/vcpu_memory.h"
+#include "tests/support/spin_barrier.h"
 
 namespace vmfork::testing {
 
@@ -19,28 +21,6 @@ inline constexpr int kSanitizerSlowdown = 4;
 #else
 inline constexpr int kSanitizerSlowdown = 1;
 #endif
-
-// Releases all parties at once, so every thread takes its fault together.
-class SpinBarrier {
- public:
-  explicit SpinBarrier(int parties) : parties_(parties) {}
-  void arrive_and_wait() {
-    const int generation = generation_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == parties_) {
-      arrived_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
-      return;
-    }
-    while (generation_.load(std::memory_order_acquire) == generation) {
-      std::this_thread::yield();
-    }
-  }
-
- private:
-  const int parties_;
-  std::atomic<int> arrived_{0};
-  std::atomic<int> generation_{0};
-};
 
 // A guest word store/load through the vCPU's translation cache, as the
 // soft engine performs them (relaxed atomics: guest accesses may race).
