@@ -147,6 +147,59 @@ Result<void> GuestRam::serve(const uffd_msg& message) {
   return Ok{};
 }
 
+Result<void> GuestRam::complete_mmio(uint64_t gpa, std::span<uint8_t> bytes, bool is_write) {
+  const uint64_t offset = gpa % kPageSize;
+  if (bytes.empty() || bytes.size() > 8 || offset + bytes.size() > kPageSize ||
+      gpa >= space_.ram_bytes()) {
+    return make_error(
+        ErrorCode::kInternal,
+        fmt::format("an MMIO access of {} byte(s) at {:#x} that is not RAM's", bytes.size(), gpa));
+  }
+  std::lock_guard lock(mutex_);
+  if (failed_) return make_error(ErrorCode::kInternal, "the VM's RAM could not be served");
+  const Gfn gfn(gpa / kPageSize);
+  ++counters_.mmio_completions;
+  if (Result<void> missing = serve_missing_locked(gfn); !missing) return missing;
+  if (is_write) {
+    if (Result<void> cow = serve_write_locked(gfn); !cow) return cow;
+  }
+  // The page is realized, and writable for a store: one access of the
+  // guest's width, as its own instruction would have made.
+  auto* host = reinterpret_cast<uint8_t*>(host_address_locked(gfn.value()) + offset);
+  const bool aligned = reinterpret_cast<uintptr_t>(host) % bytes.size() == 0;
+  auto access = [&]<class T>(T) {
+    T value;
+    if (is_write) {
+      std::memcpy(&value, bytes.data(), sizeof(T));
+      __atomic_store_n(reinterpret_cast<T*>(host), value, __ATOMIC_RELAXED);
+    } else {
+      value = __atomic_load_n(reinterpret_cast<const T*>(host), __ATOMIC_RELAXED);
+      std::memcpy(bytes.data(), &value, sizeof(T));
+    }
+  };
+  switch (aligned ? bytes.size() : 0) {
+    case 1:
+      access(uint8_t{});
+      break;
+    case 2:
+      access(uint16_t{});
+      break;
+    case 4:
+      access(uint32_t{});
+      break;
+    case 8:
+      access(uint64_t{});
+      break;
+    default:
+      if (is_write) {
+        std::memcpy(host, bytes.data(), bytes.size());
+      } else {
+        std::memcpy(bytes.data(), host, bytes.size());
+      }
+  }
+  return Ok{};
+}
+
 Result<void> GuestRam::serve_failed_locked(uint64_t address) {
   // The VM is ending: let the vCPU go on, on memory of its own.
   if (mmap(reinterpret_cast<void*>(address), kPageSize, PROT_READ | PROT_WRITE,

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 
 #include "ept/result.h"
 #include "ept/types.h"
@@ -35,12 +36,13 @@
 namespace vmfork::kvm {
 
 struct GuestRamCounters {
-  uint64_t missing_faults = 0;  // first touches served
-  uint64_t runs_mapped = 0;     // memfd runs realized
-  uint64_t pages_realized = 0;  // pages those runs covered
-  uint64_t write_faults = 0;    // write-protect faults served
-  uint64_t remaps = 0;          // COW copies put in place
-  uint64_t unprotects = 0;      // pages made writable in place
+  uint64_t missing_faults = 0;    // first touches served
+  uint64_t runs_mapped = 0;       // memfd runs realized
+  uint64_t pages_realized = 0;    // pages those runs covered
+  uint64_t write_faults = 0;      // write-protect faults served
+  uint64_t remaps = 0;            // COW copies put in place
+  uint64_t unprotects = 0;        // pages made writable in place
+  uint64_t mmio_completions = 0;  // RAM accesses KVM handed over as MMIO
 };
 
 class GuestRam {
@@ -71,6 +73,15 @@ class GuestRam {
   // none can write a pool frame: they leave KVM_RUN on their kick.
   Result<void> serve(const uffd_msg& message);
 
+  // Completes a load or store of RAM that KVM emulated and handed to
+  // userspace as MMIO (KVM_EXIT_MMIO inside RAM). Some kernels (PVM's on
+  // 6.18) do this for a write to a run realized read-only a moment ago,
+  // where 6.1 fails KVM_RUN with EFAULT and the vCPU retries. The
+  // instruction has retired in KVM, so the access is done here: a store
+  // after the COW of its page, as a write-protect fault would be served, a
+  // load from the frame the page maps. `bytes` (1 to 8, within one page)
+  // is the data to store, or receives the data loaded.
+  Result<void> complete_mmio(uint64_t gpa, std::span<uint8_t> bytes, bool is_write);
   // Held while a snapshot is taken: no fault of this VM is being served.
   std::mutex& serve_mutex() { return mutex_; }
   // The host address the memslot must point at now.

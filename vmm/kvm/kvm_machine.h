@@ -64,6 +64,7 @@ class KvmMachine {
   Result<void> restart_memory_locked();
 
   const GuestRam& ram() const { return *ram_; }
+  GuestRam& ram() { return *ram_; }
 
  private:
   KvmMachine(KvmHost& host, UniqueFd vm, std::unique_ptr<GuestRam> ram);

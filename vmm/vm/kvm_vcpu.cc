@@ -23,6 +23,11 @@ namespace {
 // read-only (kvm/guest_ram.cc): the write is retried. A fault that lasts
 // this many retries is real.
 constexpr int kEfaultRetries = 100000;
+// Some kernels (PVM's on 6.18) try to emulate an instruction that writes a
+// run being realized read-only, and report an emulation failure when they
+// cannot; the instruction has not run, so it is retried. One that keeps
+// failing after the window has long closed is real.
+constexpr int kEmulationRetries = 1000;
 
 void set_immediate_exit(kvm_run* run, uint8_t value) {
   std::atomic_ref<uint8_t>(run->immediate_exit).store(value, std::memory_order_seq_cst);
@@ -52,11 +57,12 @@ Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(Vm& vm, kvm::KvmMachine& machin
   }
   Result<kvm::KvmVcpuFd> fd = machine.create_vcpu(index, *state);
   if (!fd) return fd.error();
-  return std::unique_ptr<KvmVcpu>(new KvmVcpu(vm, index, std::move(*fd), from.halted));
+  return std::unique_ptr<KvmVcpu>(
+      new KvmVcpu(vm, machine.ram(), index, std::move(*fd), from.halted));
 }
 
-KvmVcpu::KvmVcpu(Vm& vm, uint32_t index, kvm::KvmVcpuFd fd, bool halted)
-    : vm_(vm), index_(index), fd_(std::move(fd)), halted_(halted) {}
+KvmVcpu::KvmVcpu(Vm& vm, kvm::GuestRam& ram, uint32_t index, kvm::KvmVcpuFd fd, bool halted)
+    : vm_(vm), ram_(ram), index_(index), fd_(std::move(fd)), halted_(halted) {}
 
 KvmVcpu::~KvmVcpu() {
   join();
@@ -217,6 +223,7 @@ bool KvmVcpu::run_once() {
     fail(fmt::format("KVM_RUN failed at RIP {:#x}: {}", rip(), std::strerror(errno)));
     return false;
   }
+  if (run->exit_reason != KVM_EXIT_INTERNAL_ERROR) emulation_failures_ = 0;
   switch (run->exit_reason) {
     case KVM_EXIT_IO:
       io_pending_ = true;
@@ -227,16 +234,17 @@ bool KvmVcpu::run_once() {
     case KVM_EXIT_INTR:
       return true;
     case KVM_EXIT_MMIO:
-      fail(fmt::format(
-          "memory fault at RIP {:#x}: {} of {} byte(s) at guest-physical {:#x}, "
-          "outside RAM",
-          rip(), run->mmio.is_write ? "write" : "read", run->mmio.len, run->mmio.phys_addr));
-      return false;
+      return handle_mmio();
     case KVM_EXIT_FAIL_ENTRY:
       fail(fmt::format("{} (hardware reason {:#x})", exit_name(run->exit_reason),
                        run->fail_entry.hardware_entry_failure_reason));
       return false;
     case KVM_EXIT_INTERNAL_ERROR:
+      if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+          ++emulation_failures_ < kEmulationRetries) {
+        std::this_thread::yield();  // let the fault service finish the run
+        return true;
+      }
       fail(fmt::format("{} at RIP {:#x} (suberror {})", exit_name(run->exit_reason), rip(),
                        run->internal.suberror));
       return false;
@@ -247,6 +255,28 @@ bool KvmVcpu::run_once() {
       fail(fmt::format("{} {} at RIP {:#x}", exit_name(run->exit_reason), run->exit_reason, rip()));
       return false;
   }
+}
+
+bool KvmVcpu::handle_mmio() {
+  kvm_run* run = fd_.run();
+  const uint64_t gpa = run->mmio.phys_addr;
+  const uint32_t len = run->mmio.len;
+  const char* what = run->mmio.is_write ? "write" : "read";
+  if (gpa >= ram_.ram_bytes() || len == 0 || len > sizeof(run->mmio.data)) {
+    fail(
+        fmt::format("memory fault at RIP {:#x}: {} of {} byte(s) at guest-physical {:#x}, "
+                    "outside RAM",
+                    rip(), what, len, gpa));
+    return false;
+  }
+  if (Result<void> done =
+          ram_.complete_mmio(gpa, std::span(run->mmio.data, len), run->mmio.is_write != 0);
+      !done) {
+    fail(fmt::format("memory fault at RIP {:#x}: {} of {} byte(s) at guest-physical {:#x}: {}",
+                     rip(), what, len, gpa, done.error().message));
+    return false;
+  }
+  return true;
 }
 
 bool KvmVcpu::handle_io() {

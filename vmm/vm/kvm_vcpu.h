@@ -51,12 +51,14 @@ class KvmVcpu final : public Vcpu {
   void fail_memory(const std::string& cause);
 
  private:
-  KvmVcpu(Vm& vm, uint32_t index, kvm::KvmVcpuFd fd, bool halted);
+  KvmVcpu(Vm& vm, kvm::GuestRam& ram, uint32_t index, kvm::KvmVcpuFd fd, bool halted);
   void run();
   void run_loop();
   // One KVM_RUN; false when the thread must leave its loop.
   bool run_once();
   bool handle_io();
+  // KVM_EXIT_MMIO: RAM's (kvm::GuestRam::complete_mmio) or a fault.
+  bool handle_mmio();
   // Runs the completion of a port I/O exit KVM still owes (RIP moves past
   // the instruction) without entering the guest.
   void complete_pending_io();
@@ -67,10 +69,12 @@ class KvmVcpu final : public Vcpu {
   void fail(const std::string& cause);
 
   Vm& vm_;
+  kvm::GuestRam& ram_;  // the VM's; outlives its vCPUs
   const uint32_t index_;
   kvm::KvmVcpuFd fd_;
   bool halted_;                           // this vCPU's thread, or anyone while it is parked
   bool io_pending_ = false;               // this vCPU's thread, or anyone while it is parked
+  int emulation_failures_ = 0;            // this vCPU's thread: in a row
   std::optional<uint32_t> fork_request_;  // set by `out` to the fork port, taken by run()
   std::atomic<pid_t> thread_id_{0};
   std::mutex fault_mutex_;

@@ -66,9 +66,10 @@ int Monitor::wait() {
       const kvm::GuestRamCounters ram = machine->ram().counters();
       spdlog::info(
           "{}: {} host mapping(s) of guest RAM; {} run(s) of {} page(s) realized, {} "
-          "COW copies put in place, {} pages unprotected in place",
+          "COW copies put in place, {} pages unprotected in place, {} RAM access(es) completed "
+          "for KVM as MMIO",
           vm->name(), machine->ram().mappings(), ram.runs_mapped, ram.pages_realized, ram.remaps,
-          ram.unprotects);
+          ram.unprotects, ram.mmio_completions);
     }
     if (status != 0 && first_failure == 0) first_failure = status;
     MemoryChecksum checksum{vm->name(), 0};
