@@ -53,7 +53,7 @@
 # guest stopping without reporting CMD's status, or the timeout passing (the
 # output CMD had produced so far is printed first).
 #
-# Missing packages (qemu-system-x86, linux-image-amd64, busybox-static, cpio)
+# Missing packages (qemu-system-x86, linux-image-amd64, busybox-static, cpio, kmod)
 # are installed with `apt-get install -y --no-install-recommends` (through sudo
 # when not root). The base initramfs (busybox, /init, modules) is cached in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/vmfork-nested/<kernel version>/ and rebuilt
@@ -66,7 +66,7 @@ set -euo pipefail
 readonly EXIT_NESTED=125
 readonly DEFAULT_MEMORY=2048
 readonly DEFAULT_TIMEOUT=900
-readonly PACKAGES_NEEDED="qemu-system-x86 linux-image-amd64 busybox-static cpio"
+readonly PACKAGES_NEEDED="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod"
 # kvm-amd because TCG emulates SVM, not VMX. The 9p set mounts shares.
 readonly KVM_MODULES="kvm kvm-amd"
 readonly SHARE_MODULES="virtio_pci 9pnet_virtio 9p"
@@ -192,6 +192,7 @@ missing_packages() {
   local missing=()
   command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
   command -v cpio >/dev/null || missing+=(cpio)
+  command -v modinfo >/dev/null || missing+=(kmod)
   [ -x /bin/busybox ] || missing+=(busybox-static)
   [ -n "$(newest_kernel)" ] || missing+=(linux-image-amd64)
   echo ${missing[@]+"${missing[@]}"}
@@ -215,7 +216,7 @@ install_packages() {
   [ -z "$missing" ] || die "still missing after apt-get install: $missing"
 }
 
-for tool in realpath flock timeout ldd modinfo sha256sum; do
+for tool in realpath flock timeout ldd sha256sum; do
   command -v "$tool" >/dev/null || die "'$tool' is needed and missing"
 done
 
