@@ -164,20 +164,23 @@ Result<void> GuestRam::complete_mmio(uint64_t gpa, std::span<uint8_t> bytes, boo
     if (Result<void> cow = serve_write_locked(gfn); !cow) return cow;
   }
   // The page is realized, and writable for a store: one access of the
-  // guest's width, as its own instruction would have made.
+  // guest's width, as its own instruction would have made (misaligned, a
+  // volatile access through a byte-aligned type, still one `mov`; memcpy
+  // may store some bytes twice, which can undo another vCPU's store).
   auto* host = reinterpret_cast<uint8_t*>(host_address_locked(gfn.value()) + offset);
-  const bool aligned = reinterpret_cast<uintptr_t>(host) % bytes.size() == 0;
   auto access = [&]<class T>(T) {
+    using Unaligned [[gnu::aligned(1), gnu::may_alias]] = T;
+    auto* word = reinterpret_cast<volatile Unaligned*>(host);
     T value;
     if (is_write) {
       std::memcpy(&value, bytes.data(), sizeof(T));
-      __atomic_store_n(reinterpret_cast<T*>(host), value, __ATOMIC_RELAXED);
+      *word = value;
     } else {
-      value = __atomic_load_n(reinterpret_cast<const T*>(host), __ATOMIC_RELAXED);
+      value = *word;
       std::memcpy(bytes.data(), &value, sizeof(T));
     }
   };
-  switch (aligned ? bytes.size() : 0) {
+  switch (bytes.size()) {
     case 1:
       access(uint8_t{});
       break;
@@ -190,7 +193,7 @@ Result<void> GuestRam::complete_mmio(uint64_t gpa, std::span<uint8_t> bytes, boo
     case 8:
       access(uint64_t{});
       break;
-    default:
+    default:  // an odd size: no single instruction accesses it either
       if (is_write) {
         std::memcpy(host, bytes.data(), bytes.size());
       } else {
