@@ -117,7 +117,8 @@ Result<void> KvmVcpu::set_fork_result(uint64_t rax) {
 }
 
 void KvmVcpu::parking() {
-  // A copy must not run a port write again: finish it first. A fork
+  // A copy must not run a port write (or a RAM access KVM handed over as
+  // MMIO) again: finish it first. A fork
   // request of our own that waits for another pause is the exception.
   if (!fork_request_) complete_pending_io();
 }
@@ -276,6 +277,9 @@ bool KvmVcpu::handle_mmio() {
                      rip(), what, len, gpa, done.error().message));
     return false;
   }
+  // Like port I/O, KVM finishes the instruction on the next KVM_RUN: a
+  // pause completes it before the state is copied.
+  io_pending_ = true;
   return true;
 }
 
