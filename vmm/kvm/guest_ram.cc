@@ -16,6 +16,7 @@
 #include "ept/walker.h"
 #include "guestmm/guest_memory.h"
 #include "guestmm/reclaimer.h"
+#include "vmm/soft/guest_word.h"
 
 namespace vmfork::kvm {
 
@@ -164,41 +165,23 @@ Result<void> GuestRam::complete_mmio(uint64_t gpa, std::span<uint8_t> bytes, boo
     if (Result<void> cow = serve_write_locked(gfn); !cow) return cow;
   }
   // The page is realized, and writable for a store: one access of the
-  // guest's width, as its own instruction would have made (misaligned, a
-  // volatile access through a byte-aligned type, still one `mov`; memcpy
-  // may store some bytes twice, which can undo another vCPU's store).
-  auto* host = reinterpret_cast<uint8_t*>(host_address_locked(gfn.value()) + offset);
-  auto access = [&]<class T>(T) {
-    using Unaligned [[gnu::aligned(1), gnu::may_alias]] = T;
-    auto* word = reinterpret_cast<volatile Unaligned*>(host);
-    T value;
+  // guest's width, as its own instruction would have made (soft/guest_word.h
+  // says why not memcpy).
+  auto* host = reinterpret_cast<std::byte*>(host_address_locked(gfn.value()) + offset);
+  const auto size = static_cast<unsigned>(bytes.size());
+  if (size == 1 || size == 2 || size == 4 || size == 8) {
+    uint64_t value = 0;
     if (is_write) {
-      std::memcpy(&value, bytes.data(), sizeof(T));
-      *word = value;
+      std::memcpy(&value, bytes.data(), size);
+      soft::store_guest_word(host, size, value);
     } else {
-      value = *word;
-      std::memcpy(bytes.data(), &value, sizeof(T));
+      value = soft::load_guest_word(host, size);
+      std::memcpy(bytes.data(), &value, size);
     }
-  };
-  switch (bytes.size()) {
-    case 1:
-      access(uint8_t{});
-      break;
-    case 2:
-      access(uint16_t{});
-      break;
-    case 4:
-      access(uint32_t{});
-      break;
-    case 8:
-      access(uint64_t{});
-      break;
-    default:  // an odd size: no single instruction accesses it either
-      if (is_write) {
-        std::memcpy(host, bytes.data(), bytes.size());
-      } else {
-        std::memcpy(bytes.data(), host, bytes.size());
-      }
+  } else if (is_write) {  // an odd size: no single instruction accesses it either
+    std::memcpy(host, bytes.data(), size);
+  } else {
+    std::memcpy(bytes.data(), host, size);
   }
   return Ok{};
 }
