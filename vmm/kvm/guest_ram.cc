@@ -159,11 +159,13 @@ Result<void> GuestRam::complete_mmio(uint64_t gpa, std::span<uint8_t> bytes, boo
   std::lock_guard lock(mutex_);
   if (failed_) return make_error(ErrorCode::kInternal, "the VM's RAM could not be served");
   const Gfn gfn(gpa / kPageSize);
-  ++counters_.mmio_completions;
-  if (Result<void> missing = serve_missing_locked(gfn); !missing) return missing;
-  if (is_write) {
-    if (Result<void> cow = serve_write_locked(gfn); !cow) return cow;
+  Result<void> served = serve_missing_locked(gfn);
+  if (served && is_write) served = serve_write_locked(gfn);
+  if (!served) {
+    failed_ = true;  // as in serve(): every later fault of the VM gets memory of its own
+    return served;
   }
+  ++counters_.mmio_completions;
   // The page is realized, and writable for a store: one access of the
   // guest's width, as its own instruction would have made (soft/guest_word.h
   // says why not memcpy).

@@ -25,8 +25,8 @@ namespace {
 constexpr int kEfaultRetries = 100000;
 // Some kernels (PVM's on 6.18) try to emulate an instruction that writes a
 // run being realized read-only, and report an emulation failure when they
-// cannot; the instruction has not run, so it is retried. One that keeps
-// failing after the window has long closed is real.
+// cannot; the instruction has not run, so it is retried once the
+// realization has finished. One that keeps failing after that is real.
 constexpr int kEmulationRetries = 1000;
 
 void set_immediate_exit(kvm_run* run, uint8_t value) {
@@ -127,7 +127,12 @@ void KvmVcpu::complete_pending_io() {
   if (!io_pending_) return;
   set_immediate_exit(fd_.run(), 1);
   // Returns EINTR once KVM has completed the I/O (it skips the instruction).
-  (void)ioctl(fd_.fd(), KVM_RUN, 0);
+  // An access KVM split into pieces (across a page, or wider than 8 bytes)
+  // hands over its next piece instead, and KVM_RUN returns 0: each piece is
+  // completed in turn.
+  while (ioctl(fd_.fd(), KVM_RUN, 0) == 0 && fd_.run()->exit_reason == KVM_EXIT_MMIO) {
+    if (!handle_mmio()) break;
+  }
   io_pending_ = false;
 }
 
@@ -243,7 +248,9 @@ bool KvmVcpu::run_once() {
     case KVM_EXIT_INTERNAL_ERROR:
       if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
           ++emulation_failures_ < kEmulationRetries) {
-        std::this_thread::yield();  // let the fault service finish the run
+        // The realization that made the page read-only holds this until
+        // the page is writable.
+        { std::lock_guard realized(ram_.serve_mutex()); }
         return true;
       }
       fail(fmt::format("{} at RIP {:#x} (suberror {})", exit_name(run->exit_reason), rip(),
@@ -273,8 +280,8 @@ bool KvmVcpu::handle_mmio() {
   if (Result<void> done =
           ram_.complete_mmio(gpa, std::span(run->mmio.data, len), run->mmio.is_write != 0);
       !done) {
-    fail(fmt::format("memory fault at RIP {:#x}: {} of {} byte(s) at guest-physical {:#x}: {}",
-                     rip(), what, len, gpa, done.error().message));
+    fail(fmt::format("memory fault at RIP {:#x}: {} (a {} of {} byte(s) at guest-physical {:#x})",
+                     rip(), done.error().message, what, len, gpa));
     return false;
   }
   // Like port I/O, KVM finishes the instruction on the next KVM_RUN: a
