@@ -92,17 +92,25 @@ void KvmVcpu::fail_memory(const std::string& cause) {
   kick();
 }
 
-Result<VcpuSnapshot> KvmVcpu::snapshot() const {
-  // An unserved fork request of ours left its `out` pending: RIP is still
-  // the instruction's, so the clone's copy runs it again.
+Result<VcpuSnapshot> KvmVcpu::state_as_is() const {
   Result<kvm::KvmCpuState> state = fd_.get_state();
   if (!state) return state.error();
   return VcpuSnapshot{std::move(*state), halted_};
 }
 
+Result<VcpuSnapshot> KvmVcpu::snapshot() const {
+  Result<VcpuSnapshot> snapshot = state_as_is();
+  // An unserved fork request of ours: the copy stands at its `out` again,
+  // so it asks again in the clone.
+  if (snapshot && fork_request_) {
+    std::get<kvm::KvmCpuState>(snapshot->cpu).regs.rip = fork_out_rip_;
+  }
+  return snapshot;
+}
+
 Result<VcpuSnapshot> KvmVcpu::snapshot_past_fork() {
   complete_pending_io();
-  return snapshot();
+  return state_as_is();
 }
 
 Result<void> KvmVcpu::set_fork_result(uint64_t rax) {
@@ -118,9 +126,27 @@ Result<void> KvmVcpu::set_fork_result(uint64_t rax) {
 
 void KvmVcpu::parking() {
   // A copy must not run a port write (or a RAM access KVM handed over as
-  // MMIO) again: finish it first. A fork
-  // request of our own that waits for another pause is the exception.
-  if (!fork_request_) complete_pending_io();
+  // MMIO) again: finish it first. (A fork request's `out` is retired
+  // already; snapshot() puts a copy back at it.)
+  complete_pending_io();
+}
+
+Result<uint64_t> KvmVcpu::retire_fork_out() {
+  const uint64_t at_exit = rip();
+  complete_pending_io();
+  const uint64_t after = rip();
+  if (after != at_exit) return at_exit;
+  // The kernel had retired it before the exit: the `out dx, eax` (0xEF)
+  // ends at RIP.
+  uint8_t opcode = 0;
+  if (after > 0 &&
+      vm_.space().read(Gpa(after - 1), std::as_writable_bytes(std::span(&opcode, 1))) &&
+      opcode == 0xEF) {
+    return after - 1;
+  }
+  return make_error(
+      ErrorCode::kInternal,
+      fmt::format("a fork request whose `out dx, eax` does not end at RIP {:#x}", after));
 }
 
 void KvmVcpu::complete_pending_io() {
@@ -304,8 +330,16 @@ bool KvmVcpu::handle_io() {
         return false;
       }
       if (port == port::kFork && size == 4) {
-        // Served at the boundary after the `out`, in run(). Until then the
-        // I/O stays pending and RIP stays at the instruction.
+        // Served at the boundary after the `out`, in run(). The `out` is
+        // retired now: after the exit, RIP is the instruction's where KVM
+        // ran it natively but already past it where KVM emulated it (PVM
+        // does, now and then), and retiring it makes the two agree.
+        Result<uint64_t> out = retire_fork_out();
+        if (!out) {
+          fail(out.error().message);
+          return false;
+        }
+        fork_out_rip_ = *out;
         fork_request_ = value;
         return true;
       }

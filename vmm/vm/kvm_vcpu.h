@@ -62,6 +62,10 @@ class KvmVcpu final : public Vcpu {
   // Runs the completion of a port I/O exit KVM still owes (RIP moves past
   // the instruction) without entering the guest.
   void complete_pending_io();
+  // Retires the `out` of a fork request just made; returns its address.
+  Result<uint64_t> retire_fork_out();
+  // The vCPU's state, with no fork request's `out` put back.
+  Result<VcpuSnapshot> state_as_is() const;
   uint64_t rip() const;
   // The error for an exception the monitor's reporter caught (the vCPU
   // stands in its stub; the frame is at RSP).
@@ -76,6 +80,7 @@ class KvmVcpu final : public Vcpu {
   bool io_pending_ = false;               // this vCPU's thread, or anyone while it is parked
   int emulation_failures_ = 0;            // this vCPU's thread: in a row
   std::optional<uint32_t> fork_request_;  // set by `out` to the fork port, taken by run()
+  uint64_t fork_out_rip_ = 0;             // that `out`'s address, while fork_request_ is set
   std::atomic<pid_t> thread_id_{0};
   std::mutex fault_mutex_;
   std::optional<std::string> memory_fault_;  // guarded by fault_mutex_
