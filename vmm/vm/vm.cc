@@ -28,7 +28,7 @@ Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
     Result<kvm::KvmHost*> host = monitor_.kvm_host();
     if (!host) return host.error();
     Result<std::unique_ptr<kvm::KvmMachine>> machine = kvm::KvmMachine::create(
-        **host, *space_,
+        **host, *space_, static_cast<uint32_t>(vcpus.size()),
         [this](const Error& error, pid_t thread_id) { memory_failed(error, thread_id); });
     if (!machine) return machine.error();
     kvm_ = std::move(*machine);
