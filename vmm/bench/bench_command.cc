@@ -134,6 +134,15 @@ void add_cow(CLI::App& bench, Command& chosen) {
   });
 }
 
+void add_engine_option(CLI::App& command, Engine& engine) {
+  command
+      .add_option("--engine", engine,
+                  "soft, or kvm (needs /dev/kvm; under nested TCG its timings are not "
+                  "meaningful) (default: soft)")
+      ->transform(cli::choice_transform<Engine>({{"soft", Engine::kSoft}, {"kvm", Engine::kKvm}}))
+      ->type_name("soft|kvm");
+}
+
 void add_fork(CLI::App& bench, Command& chosen) {
   auto args = std::make_shared<ForkArgs>();
   CLI::App* fork = bench.add_subcommand(
@@ -167,11 +176,7 @@ void add_fork(CLI::App& bench, Command& chosen) {
                    "Largest size with a Linux fork baseline (default: 1G)")
       ->transform(cli::size_transform())
       ->type_name("SIZE");
-  fork->add_option("--engine", args->options.engine,
-                   "soft, or kvm (needs /dev/kvm; under nested TCG its timings are not "
-                   "meaningful) (default: soft)")
-      ->transform(cli::choice_transform<Engine>({{"soft", Engine::kSoft}, {"kvm", Engine::kKvm}}))
-      ->type_name("soft|kvm");
+  add_engine_option(*fork, args->options.engine);
   fork->add_flag("--json", args->json,
                  "Print one JSON object: {\"results\":[{\"ram_bytes\",\"clones\","
                  "\"fork_ns_median\",\"linux_fork_ns_median\" (null above --fork-max), "
@@ -197,11 +202,7 @@ void add_cpu(CLI::App& bench, Command& chosen) {
   cpu->add_option("--repeat", args->options.repeat, "Runs (default: 3)")
       ->type_name("N")
       ->check(CLI::Range(1, 1000));
-  cpu->add_option("--engine", args->options.engine,
-                  "soft, or kvm (needs /dev/kvm; under nested TCG its timings are not "
-                  "meaningful) (default: soft)")
-      ->transform(cli::choice_transform<Engine>({{"soft", Engine::kSoft}, {"kvm", Engine::kKvm}}))
-      ->type_name("soft|kvm");
+  add_engine_option(*cpu, args->options.engine);
   cpu->add_flag("--json", args->json,
                 "Print one JSON object: {\"engine\",\"mips\",\"host_mips\",\"engine_over_host\","
                 "\"soft_mips\",\"engine_over_soft\" (null for --engine soft), ...}");
