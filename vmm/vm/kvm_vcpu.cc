@@ -291,7 +291,6 @@ bool KvmVcpu::run_once() {
   }
   exits_.fetch_add(1, std::memory_order_release);
   if (run->exit_reason != KVM_EXIT_INTERNAL_ERROR) emulation_failures_ = 0;
-
   switch (run->exit_reason) {
     case KVM_EXIT_IO:
       io_pending_ = true;
