@@ -31,7 +31,9 @@ Result<CpuBenchReport> run_cpu_bench(const CpuBenchOptions& options) {
     // Timed from the start of the vCPU to the end of the VM: includes
     // thread start and the first faults, a few microseconds in seconds.
     const uint64_t start = now_ns();
-    (*monitor)->launch(std::move(*vm));
+    if (Result<void> launched = (*monitor)->launch(std::move(*vm)); !launched) {
+      return launched.error();
+    }
     if (const int status = (*monitor)->wait(); status != 0) {
       return make_error(ErrorCode::kInternal,
                         "the cpu bench guest ended with status " + std::to_string(status));
