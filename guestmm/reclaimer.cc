@@ -27,8 +27,7 @@ Reclaimer::Participant* take_slot(std::array<Reclaimer::Participant, N>& slots,
       if (slot >= used.load(std::memory_order_relaxed)) {
         used.store(slot + 1, std::memory_order_seq_cst);
       }
-      participant.announced.store(epoch.load(std::memory_order_acquire),
-                                  std::memory_order_release);
+      participant.announced.store(epoch.load(std::memory_order_acquire), std::memory_order_release);
       participant.in_use.store(true, std::memory_order_release);
       return &participant;
     }

@@ -42,10 +42,10 @@ int main(int argc, char** argv) {
       std::vector<std::string> names;
       for (const CLI::App* subcommand : known)
         names.push_back(subcommand->get_name());
-      return app.exit(CLI::ExtrasError(
-          fmt::format("unknown subcommand '{}' of {} (its subcommands are {})", words.front(), path,
-                      fmt::join(names, ", ")),
-          CLI::ExitCodes::ExtrasError));
+      return app.exit(
+          CLI::ExtrasError(fmt::format("unknown subcommand '{}' of {} (its subcommands are {})",
+                                       words.front(), path, fmt::join(names, ", ")),
+                           CLI::ExitCodes::ExtrasError));
     }
     return app.exit(error);
   }

@@ -127,8 +127,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadArguments{"UnknownSubcommand", "runn x", {"unknown subcommand 'runn'", "run, bench"}},
         BadArguments{"UnknownBenchSubcommand", "bench clonee", {"unknown subcommand 'clonee'"}},
         // Its pool would pass the frame pool's own limit (2^32 frames).
-        BadArguments{
-            "CloneSizeAtTheFramePoolLimit", "bench clone --sizes 16T --repeat 1", {"16 TiB", "8 TiB"}}),
+        BadArguments{"CloneSizeAtTheFramePoolLimit",
+                     "bench clone --sizes 16T --repeat 1",
+                     {"16 TiB", "8 TiB"}}),
     [](const ::testing::TestParamInfo<BadArguments>& param_info) { return param_info.param.name; });
 
 // MemAvailable in bytes, 0 when unknown.
@@ -150,8 +151,8 @@ TEST(VmforkCli, CloneRefusesASizeWhoseTablesTheHostCannotHold) {
   if (available == 0 || available >= (uint64_t{32} << 30)) {
     GTEST_SKIP() << "this host has 32 GiB or more available (or no /proc/meminfo)";
   }
-  const ProcessRun run = run_vmfork("bench clone --sizes 8T --repeat 1 --fork-max 4K",
-                                    Capture::kStdoutAndStderr);
+  const ProcessRun run =
+      run_vmfork("bench clone --sizes 8T --repeat 1 --fork-max 4K", Capture::kStdoutAndStderr);
   EXPECT_NE(run.exit_status, 0);
   EXPECT_NE(run.output.find("8 TiB"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("available"), std::string::npos) << run.output;

@@ -103,10 +103,10 @@ Result<CloneBenchReport> run_clone_bench(const CloneBenchOptions& options) {
     }
     // Refused up front: populating a size whose tables the host cannot
     // hold would grow until the OOM killer came.
-    if (Result<void> fits = require_available_memory(
-            host_bytes_for(ram_bytes),
-            "a fully mapped guest RAM of " + cli::format_size(ram_bytes) +
-                " (its page tables and frame table)");
+    if (Result<void> fits =
+            require_available_memory(host_bytes_for(ram_bytes),
+                                     "a fully mapped guest RAM of " + cli::format_size(ram_bytes) +
+                                         " (its page tables and frame table)");
         !fits) {
       return fits.error();
     }

@@ -121,8 +121,10 @@ Result<int> run_guest(const RunArgs& args) {
   if (const std::optional<Monitor::Failure> failure = running.first_failure();
       failure && static_cast<uint32_t>(status) != failure->status) {
     // An exit status keeps 8 bits: 256 must not read as success.
-    fmt::print(stderr, "vmfork: {} ended with status {} ({:#x}), which an exit status cannot "
-               "hold: exiting with {}\n", failure->vm, failure->status, failure->status, status);
+    fmt::print(stderr,
+               "vmfork: {} ended with status {} ({:#x}), which an exit status cannot "
+               "hold: exiting with {}\n",
+               failure->vm, failure->status, failure->status, status);
     std::fflush(stderr);
   }
   return status;

@@ -127,17 +127,17 @@ class Monitor {
   std::unique_ptr<GuestMemory> memory_;
   bool record_checksums_ = false;  // set before the first launch
   mutable std::mutex mutex_;
-  std::condition_variable vm_ended_;          // with mutex_
-  std::unique_ptr<kvm::KvmHost> kvm_;         // guarded by mutex_ until opened; outlives the VMs
+  std::condition_variable vm_ended_;   // with mutex_
+  std::unique_ptr<kvm::KvmHost> kvm_;  // guarded by mutex_ until opened; outlives the VMs
   std::unordered_map<const Vm*, Launched> running_;  // guarded by mutex_: launched, not destroyed
-  std::deque<Vm*> ended_;                     // guarded by mutex_: of those, ended
-  uint64_t launches_ = 0;                     // guarded by mutex_
-  uint64_t vcpus_reserved_ = 0;               // guarded by mutex_
-  std::optional<uint32_t> stop_status_;       // guarded by mutex_: set by stop_all
-  std::optional<Failure> first_failure_;      // guarded by mutex_: so far
-  uint64_t failures_ = 0;                     // guarded by mutex_
-  std::vector<Checksum> checksums_;           // guarded by mutex_
-  std::vector<ForkLatency> fork_latencies_;   // guarded by mutex_
+  std::deque<Vm*> ended_;                            // guarded by mutex_: of those, ended
+  uint64_t launches_ = 0;                            // guarded by mutex_
+  uint64_t vcpus_reserved_ = 0;                      // guarded by mutex_
+  std::optional<uint32_t> stop_status_;              // guarded by mutex_: set by stop_all
+  std::optional<Failure> first_failure_;             // guarded by mutex_: so far
+  uint64_t failures_ = 0;                            // guarded by mutex_
+  std::vector<Checksum> checksums_;                  // guarded by mutex_
+  std::vector<ForkLatency> fork_latencies_;          // guarded by mutex_
 };
 
 }  // namespace vmfork

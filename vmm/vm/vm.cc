@@ -190,11 +190,11 @@ Result<soft::PortAction> Vm::port_out(Vcpu& vcpu, uint16_t port, uint8_t size, u
 
 Result<uint32_t> Vm::port_in(Vcpu& vcpu, uint16_t port, uint8_t size) {
   if (const DevicePort* device = device_port(port)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("in of {} byte(s) from the {} port {:#x} by vCPU {}: it is "
-                                  "written only ({})",
-                                  size, device->name, port, vcpu.index(),
-                                  out_mnemonic(device->size)));
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("in of {} byte(s) from the {} port {:#x} by vCPU {}: it is "
+                    "written only ({})",
+                    size, device->name, port, vcpu.index(), out_mnemonic(device->size)));
   }
   return make_error(
       ErrorCode::kInvalidArgument,
@@ -266,8 +266,8 @@ uint64_t Vm::build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t r
   // reserves its own vCPUs as it is built, in case other forks took the
   // room meanwhile.
   if (Result<void> room = monitor_.check_vcpus(uint64_t{clones} * vcpus_.size()); !room) {
-    spdlog::warn("{}: fork of {} clone(s) of {} vCPU(s) refused: {}", name_, clones,
-                 vcpus_.size(), room.error().message);
+    spdlog::warn("{}: fork of {} clone(s) of {} vCPU(s) refused: {}", name_, clones, vcpus_.size(),
+                 room.error().message);
     return kFailed;
   }
   std::vector<VcpuSnapshot> states;
