@@ -75,8 +75,9 @@ void add_clone(CLI::App& bench, Command& chosen) {
   clone->fallthrough();
   clone
       ->add_option("--sizes", args->options.sizes,
-                   "Guest RAM sizes, comma-separated, K/M/G/T suffixes, multiples of 4 KiB "
-                   "(default: 64M,1G,4G,16G)")
+                   "Guest RAM sizes, comma-separated, K/M/G/T suffixes, multiples of 4 KiB, at "
+                   "most 8T; a size whose page tables and frame table (16 bytes per 4 KiB) do "
+                   "not fit the host's available memory is refused (default: 64M,1G,4G,16G)")
       ->delimiter(',')
       ->transform(cli::size_transform())
       ->type_name("SIZE");

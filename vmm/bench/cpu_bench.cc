@@ -32,7 +32,9 @@ Result<double> engine_mips(Engine engine, const CpuBenchOptions& options) {
         **monitor, engine, "vm0", integer_loop_code(options.iterations), *layout, MapAllRam::kNo);
     if (!vm) return vm.error();
     const uint64_t start = now_ns();
-    (*monitor)->launch(std::move(*vm));
+    if (Result<void> launched = (*monitor)->launch(std::move(*vm)); !launched) {
+      return launched.error();
+    }
     if (const int status = (*monitor)->wait(); status != 0) {
       return make_error(ErrorCode::kInternal,
                         "the cpu bench guest ended with status " + std::to_string(status));

@@ -32,7 +32,9 @@ Result<std::vector<uint64_t>> fork_once(Engine engine, uint64_t ram_bytes, uint3
   Result<std::unique_ptr<Vm>> vm =
       boot_code(**monitor, engine, "vm0", fork_then_halt_code(clones), *layout, MapAllRam::kYes);
   if (!vm) return vm.error();
-  (*monitor)->launch(std::move(*vm));
+  if (Result<void> launched = (*monitor)->launch(std::move(*vm)); !launched) {
+    return launched.error();
+  }
   if (const int status = (*monitor)->wait(); status != 0) {
     return make_error(ErrorCode::kInternal,
                       "the fork bench guest ended with status " + std::to_string(status));
