@@ -149,13 +149,13 @@ class Vm {
   std::atomic<bool> ending_{false};
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  uint32_t running_ = 0;       // guarded by mutex_: vCPUs neither halted nor exited
-  uint32_t parked_ = 0;        // guarded by mutex_: of those, parked for a pause
+  uint32_t running_ = 0;            // guarded by mutex_: vCPUs neither halted nor exited
+  uint32_t parked_ = 0;             // guarded by mutex_: of those, parked for a pause
   std::optional<uint32_t> status_;  // guarded by mutex_
   bool spawned_ = false;            // the creating thread's, until start()
   bool started_ = false;            // guarded by mutex_: threads may run guest code
   bool launched_ = false;           // guarded by mutex_: the monitor took the VM
-  uint32_t clones_made_ = 0;   // guarded by the pause (only the pauser forks)
+  uint32_t clones_made_ = 0;        // guarded by the pause (only the pauser forks)
 };
 
 }  // namespace vmfork
