@@ -8,8 +8,10 @@
 //   clc stc cmc cld std lahf sahf in/out (imm8 and dx; 8/16/32) hlt cpuid rdtsc
 //   nop (all forms) pause mfence lfence sfence endbr64 prefetch*
 //   `lock` on add or adc sbb and sub xor inc dec neg not xchg cmpxchg xadd bts btr btc (memory
-//   destinations; atomic on the host; refused when the access crosses a page). xchg with memory
-//   is always atomic. Operand sizes 8/16/32/64; all addressing modes; fs:/gs: add CpuState's base.
+//   destinations), and xchg with memory (always locked), are atomic whatever their alignment:
+//   within one aligned 8-byte word as one host compare-exchange; across words (a cache line, a
+//   page) in an exclusive section (CpuEnvironment::begin_exclusive). cmpxchg8b/16b are not in the
+//   subset. Operand sizes 8/16/32/64; all addressing modes; fs:/gs: add CpuState's base.
 // Status flags are exact where the SDM defines them. Undefined ones: logic ops, shifts and
 // mul/imul clear AF; mul/imul set SF/ZF/PF from the low result; bsf/bsr/bt*/tzcnt/lzcnt leave the
 // others unchanged; div/idiv leave all unchanged.
@@ -65,7 +67,8 @@ class Interpreter {
   void flush_decoded() { cache_.clear(); }
 
  private:
-  enum class Step : uint8_t { kNext, kBranch, kHalt, kStop, kFault };
+  // kRetry: the instruction did not run (an exclusive section was refused); stop with RIP at it.
+  enum class Step : uint8_t { kNext, kBranch, kHalt, kStop, kFault, kRetry };
 
   bool service();  // env.check() plus what must follow it; true: stop
   const DecodedInstruction* fetch();
@@ -101,6 +104,13 @@ class Interpreter {
   template <class Update>
   Step modify(const DecodedInstruction& d, const Operand& dst, unsigned size, uint64_t flag_mask,
               Update&& update);
+
+  // Locked read-modify-write of `size` bytes at `address`: `update(old)` returns the new value
+  // (it may be called more than once; the last call's result is stored).
+  template <class Update>
+  Step locked_update(uint64_t address, unsigned size, Update&& update);
+  template <class Update>
+  Step locked_exclusive(uint64_t address, unsigned size, Update& update);
 
   // Exits with an error (the instruction does not retire).
   Step fault(ExitReason reason, std::string message, ErrorCode cause = ErrorCode::kInternal);

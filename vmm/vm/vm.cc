@@ -43,7 +43,7 @@ Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
       if (!made) return made.error();
       vcpus_.push_back(std::move(*made));
     }
-    if (!vcpus[i].halted) ++running_;
+    if (!vcpus[i].halted) pause_.add_running();
   }
   return Ok{};
 }
@@ -67,13 +67,14 @@ Vm::~Vm() {
 }
 
 void Vm::start() {
-  bool any_running = false;
-  {
-    std::lock_guard lock(mutex_);
-    any_running = running_ > 0;
-    if (!any_running) status_ = 0;  // a clone of a VM whose vCPUs had all halted
+  const bool any_running = pause_.running() > 0;
+  if (!any_running) {
+    {
+      std::lock_guard lock(mutex_);
+      status_ = 0;  // a clone of a VM whose vCPUs had all halted
+    }
+    pause_.end();
   }
-  if (!any_running) ending_.store(true, std::memory_order_release);
   for (const std::unique_ptr<Vcpu>& vcpu : vcpus_)
     vcpu->start();
 }
@@ -93,9 +94,8 @@ void Vm::end(int status) {
   {
     std::lock_guard lock(mutex_);
     if (!status_) status_ = status;
-    ending_.store(true, std::memory_order_release);
-    changed_.notify_all();
   }
+  pause_.end();
   kick_all(nullptr);
 }
 
@@ -125,22 +125,6 @@ Result<uint32_t> Vm::port_in(Vcpu& vcpu, uint16_t port, uint8_t size) {
       fmt::format("in of {} byte(s) from unknown port {:#x} by vCPU {}", size, port, vcpu.index()));
 }
 
-bool Vm::park_until_resumed(Vcpu& vcpu) {
-  vcpu.parking();
-  std::unique_lock lock(mutex_);
-  ++parked_;
-  changed_.notify_all();
-  changed_.wait(lock, [this] {
-    return !pause_requested_.load(std::memory_order_acquire) ||
-           ending_.load(std::memory_order_acquire);
-  });
-  --parked_;
-  if (ending_.load(std::memory_order_acquire)) return false;
-  lock.unlock();
-  vcpu.resuming();  // flushes what was requested while parked
-  return true;
-}
-
 bool Vm::serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request) {
   if (ending()) return false;
   if (try_fork(vcpu, *request)) {
@@ -150,22 +134,18 @@ bool Vm::serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request) {
   return park_until_resumed(vcpu);
 }
 
+bool Vm::pause_others(Vcpu& pauser) {
+  if (!pause_.try_take(pauser)) return false;
+  kick_all(&pauser);
+  pause_.wait_until_others_parked(pauser);
+  return true;
+}
+
 bool Vm::try_fork(Vcpu& forker, uint32_t clones) {
   const uint64_t requested_ns = now_ns();
-  bool expected = false;
-  if (!pause_requested_.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
-    return false;
-  }
-  kick_all(&forker);
-  // The forker parks too: nobody needs its acknowledgements while the VM is
-  // paused, and the snapshot then sees every vCPU stopped.
-  forker.parking();
-  {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] {
-      return parked_ + 1 == running_ || ending_.load(std::memory_order_acquire);
-    });
-  }
+  if (!pause_others(forker)) return false;
+  // The forker stays parked: nobody needs its acknowledgements while the VM
+  // is paused.
   uint64_t rax = ~uint64_t{0};
   if (!ending()) rax = build_clones_while_paused(forker, clones, requested_ns);
   if (Result<void> set = forker.set_fork_result(rax); !set) {
@@ -173,12 +153,23 @@ bool Vm::try_fork(Vcpu& forker, uint32_t clones) {
   }
   spdlog::debug("{}: fork of {} clone(s) from vCPU {} took {} us on the request path", name_,
                 clones, forker.index(), (now_ns() - requested_ns) / 1000);
-  {
-    std::lock_guard lock(mutex_);
-    pause_requested_.store(false, std::memory_order_release);
-    changed_.notify_all();
-  }
+  pause_.resume_others();
   forker.resuming();
+  return true;
+}
+
+// The section is the pause of a fork (see vcpu_pause.h for why it neither
+// deadlocks nor starves anyone); in it the holder runs alone, and its own COW
+// faults shoot down vCPUs that are all parked (acknowledged on their behalf).
+bool Vm::begin_exclusive(Vcpu& vcpu) {
+  if (!pause_others(vcpu)) return false;
+  // Running again (flushing what we were asked to while parked): our COW
+  // breaks in the section need a vCPU that takes part in its shootdowns.
+  vcpu.resuming();
+  if (ending()) {
+    pause_.resume_others();
+    return false;
+  }
   return true;
 }
 
@@ -258,13 +249,12 @@ std::string Vm::next_clone_name() {
 }
 
 void Vm::vcpu_halted(Vcpu& /*vcpu*/) {
-  std::lock_guard lock(mutex_);
-  --running_;
-  if (running_ == 0) {
+  if (pause_.stopped() != 0) return;
+  {
+    std::lock_guard lock(mutex_);
     if (!status_) status_ = 0;  // every vCPU halted
-    ending_.store(true, std::memory_order_release);
   }
-  changed_.notify_all();
+  pause_.end();
 }
 
 void Vm::vcpu_failed(Vcpu& vcpu, const std::string& cause) {
@@ -274,9 +264,7 @@ void Vm::vcpu_failed(Vcpu& vcpu, const std::string& cause) {
 }
 
 void Vm::vcpu_exited() {
-  std::lock_guard lock(mutex_);
-  --running_;
-  changed_.notify_all();
+  pause_.stopped();
 }
 
 void Vm::note_first_instruction() {
