@@ -379,7 +379,11 @@ Interpreter::Step Interpreter::locked_exclusive(uint64_t address, unsigned size,
     env_->end_exclusive();
     return memory_fault(bytes.error());
   }
-  bytes->store(update(bytes->load()) & width_mask(size * 8));
+  const uint64_t old = bytes->load();
+#ifdef VMFORK_TESTING
+  if (exclusive_window_delay_) exclusive_window_delay_();
+#endif
+  bytes->store(update(old) & width_mask(size * 8));
   env_->end_exclusive();
   access_.note_write(address, size);
   return Step::kNext;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "ept/result.h"
@@ -65,6 +66,15 @@ class Interpreter {
 
   // Drops every decoded instruction (e.g. after the monitor rewrote guest code).
   void flush_decoded() { cache_.clear(); }
+
+#ifdef VMFORK_TESTING
+  // Test builds only: called in every exclusive section between its read and its write. A delay
+  // (e.g. a yield, so that another thread runs there), never a change of the protocol: a race
+  // test uses it to make a missing exclusive section lose updates at once.
+  void set_exclusive_window_delay(std::function<void()> delay) {
+    exclusive_window_delay_ = std::move(delay);
+  }
+#endif
 
  private:
   // kRetry: the instruction did not run (an exclusive section was refused); stop with RIP at it.
@@ -127,6 +137,9 @@ class Interpreter {
   CpuEnvironment* env_ = nullptr;
   uint64_t next_rip_ = 0;  // where the current instruction continues
   RunExit fault_;          // filled by fault()
+#ifdef VMFORK_TESTING
+  std::function<void()> exclusive_window_delay_;
+#endif
 };
 
 }  // namespace vmfork::soft
