@@ -26,7 +26,7 @@
  * slowest needs (vCPU threads do not start together on a busy host): the
  * totals are then counted, not known in advance. */
 #define ALIGNED_ROUNDS 8000u
-#define SPLIT_ROUNDS 125u
+#define SPLIT_ROUNDS 64u
 
 enum op { OP_ADD, OP_XADD, OP_CMPXCHG, OP_XCHG, OPS };
 enum placement { ALIGNED, SPLIT_LINE, SPLIT_PAGE, PLACEMENTS };

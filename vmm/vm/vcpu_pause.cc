@@ -2,23 +2,38 @@
 
 #include <algorithm>
 
+#include "ept/waiter.h"
+
 namespace vmfork {
+
+template <class Done>
+void VcpuPause::wait_for(Done done) {
+  // A few microseconds of spinning: long enough for a section or for a
+  // running vCPU to reach its boundary, short enough not to keep a thread we
+  // wait for off a core when vCPU threads outnumber the host's cores.
+  constexpr uint32_t kSpins = 512;
+  for (uint32_t spin = 0; spin < kSpins; ++spin) {
+    if (done()) return;
+    cpu_relax();
+  }
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, done);
+}
 
 void VcpuPause::add_running() {
   std::lock_guard lock(mutex_);
-  ++running_;
+  running_.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint32_t VcpuPause::running() const {
-  std::lock_guard lock(mutex_);
-  return running_;
+  return running_.load(std::memory_order_acquire);
 }
 
 uint32_t VcpuPause::stopped() {
   std::lock_guard lock(mutex_);
-  --running_;
+  const uint32_t running = running_.fetch_sub(1, std::memory_order_acq_rel) - 1;
   changed_.notify_all();
-  return running_;
+  return running;
 }
 
 void VcpuPause::end() {
@@ -38,8 +53,8 @@ bool VcpuPause::try_take(PauseMember& pauser) {
     return false;
   }
   holder_.store(&pauser, std::memory_order_release);
-  ++serial_;
-  parked_ = 0;
+  serial_.fetch_add(1, std::memory_order_release);
+  parked_.store(0, std::memory_order_release);
   return true;
 }
 
@@ -48,8 +63,11 @@ void VcpuPause::wait_until_others_parked(PauseMember& pauser) {
   // fault whose shootdown must not wait for the pauser, which is not
   // servicing its own.
   pauser.parking();
-  std::unique_lock lock(mutex_);
-  changed_.wait(lock, [this] { return parked_ + 1 == running_ || ending(); });
+  wait_for([this] {
+    return parked_.load(std::memory_order_acquire) + 1 ==
+               running_.load(std::memory_order_acquire) ||
+           ending();
+  });
 }
 
 void VcpuPause::resume_others() {
@@ -62,23 +80,26 @@ void VcpuPause::resume_others() {
   holder_.store(next, std::memory_order_release);
   // Whoever parked for the old holder wakes; under a new one they park again
   // (after a basic block of their own), and only then count for it.
-  ++serial_;
-  parked_ = 0;
+  serial_.fetch_add(1, std::memory_order_release);
+  parked_.store(0, std::memory_order_release);
   changed_.notify_all();
 }
 
 bool VcpuPause::park_until_resumed(PauseMember& member) {
   member.parking();
-  std::unique_lock lock(mutex_);
-  const PauseMember* holder = holder_.load(std::memory_order_relaxed);
-  if (holder != nullptr && holder != &member && !ending()) {
-    const uint64_t serial = serial_;
-    ++parked_;
-    changed_.notify_all();
-    changed_.wait(lock, [this, serial] { return serial_ != serial || ending(); });
+  {
+    std::unique_lock lock(mutex_);
+    const PauseMember* holder = holder_.load(std::memory_order_relaxed);
+    if (holder != nullptr && holder != &member && !ending()) {
+      const uint64_t serial = serial_.load(std::memory_order_relaxed);
+      parked_.fetch_add(1, std::memory_order_release);
+      changed_.notify_all();
+      lock.unlock();
+      wait_for(
+          [this, serial] { return serial_.load(std::memory_order_acquire) != serial || ending(); });
+    }
   }
   if (ending()) return false;
-  lock.unlock();
   member.resuming();  // flushes what was requested while parked
   return true;
 }
