@@ -145,11 +145,11 @@ RunExit Interpreter::run(CpuState& state, CpuEnvironment& env, uint64_t max_inst
     }
     next_rip_ = state.rip + d->length;
     const Step step = execute(*d);
-    if (step == Step::kFault) {
+    if (step >= Step::kFault) [[unlikely]] {  // one test on the hot path for both
+      if (step == Step::kRetry) return exit(ExitReason::kStopped);  // RIP stays at the instruction
       fault_.instructions = retired;
       return std::move(fault_);
     }
-    if (step == Step::kRetry) return exit(ExitReason::kStopped);  // RIP stays at the instruction
     state.rip = next_rip_;
     ++retired;
     switch (step) {

@@ -74,11 +74,14 @@ Result<uint32_t> SoftVcpu::port_in(uint16_t port, uint8_t size) {
 
 bool SoftVcpu::check() {
   memory_->check();
-  if (resumed_) {
+  if (!vm_.must_stop(this)) return false;  // not for a pause handed to us
+  if (resumed_ && !vm_.ending()) {
+    // The first stop after a resume waits a basic block: the vCPU runs at
+    // least one between two parkings.
     resumed_ = false;
-    return vm_.ending();
+    return false;
   }
-  return vm_.must_stop(this);  // not for a pause handed to us
+  return true;
 }
 
 soft::Exclusive SoftVcpu::begin_exclusive() {

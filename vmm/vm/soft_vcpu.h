@@ -59,9 +59,9 @@ class SoftVcpu final : public Vcpu, public soft::CpuEnvironment {
   soft::CpuState state_;  // this vCPU's thread, or anyone while it is parked
   bool halted_;
   soft::Interpreter interpreter_;
-  // Set when the vCPU resumes from a pause: its next check() does not stop
-  // for a new pause, so it runs at least a basic block between two pauses
-  // (VcpuPause's starvation freedom).
+  // Set when the vCPU resumes from a pause: the next check() that would
+  // stop for a new pause does not, so it runs at least a basic block between
+  // two parkings (VcpuPause's starvation freedom).
   bool resumed_ = false;
   std::optional<uint32_t> fork_request_;  // set by `out` to the fork port, taken by run()
   uint64_t fork_rip_ = 0;                 // the RIP of that `out`
