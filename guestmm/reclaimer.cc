@@ -1,7 +1,6 @@
 #include "guestmm/reclaimer.h"
 
 #include <cassert>
-#include <thread>
 
 namespace vmfork {
 
@@ -15,16 +14,20 @@ Result<Reclaimer> Reclaimer::create(uint64_t frames,
 Reclaimer::Reclaimer(Reclaimer&& other) noexcept
     : links_(std::move(other.links_)), release_(std::move(other.release_)) {}
 
-Reclaimer::Participant* Reclaimer::join() {
-  std::lock_guard lock(membership_mutex_);
-  for (size_t slot = 0; slot < participants_.size(); ++slot) {
-    Participant& participant = participants_[slot];
+namespace {
+
+// The first free slot of `slots`, taken and announcing `epoch`; null when
+// all are in use. The caller holds the membership mutex.
+template <size_t N>
+Reclaimer::Participant* take_slot(std::array<Reclaimer::Participant, N>& slots,
+                                  std::atomic<size_t>& used, const std::atomic<uint64_t>& epoch) {
+  for (size_t slot = 0; slot < slots.size(); ++slot) {
+    Reclaimer::Participant& participant = slots[slot];
     if (!participant.in_use.load(std::memory_order_relaxed)) {
-      if (slot >= slots_used_.load(std::memory_order_relaxed)) {
-        slots_used_.store(slot + 1, std::memory_order_seq_cst);
+      if (slot >= used.load(std::memory_order_relaxed)) {
+        used.store(slot + 1, std::memory_order_seq_cst);
       }
-      participant.announced.store(epoch_.load(std::memory_order_acquire),
-                                  std::memory_order_release);
+      participant.announced.store(epoch.load(std::memory_order_acquire), std::memory_order_release);
       participant.in_use.store(true, std::memory_order_release);
       return &participant;
     }
@@ -32,10 +35,37 @@ Reclaimer::Participant* Reclaimer::join() {
   return nullptr;
 }
 
+// Whether `participant` is one of `slots`.
+template <size_t N>
+bool holds(const std::array<Reclaimer::Participant, N>& slots,
+           const Reclaimer::Participant* participant) {
+  return participant >= slots.data() && participant < slots.data() + slots.size();
+}
+
+}  // namespace
+
+Reclaimer::Participant* Reclaimer::join() {
+  std::lock_guard lock(membership_mutex_);
+  return take_slot(participants_, slots_used_, epoch_);
+}
+
+Reclaimer::Participant* Reclaimer::join_host_walk() {
+  std::unique_lock lock(membership_mutex_);
+  Participant* participant = nullptr;
+  // Host walks are short and never wait for one another: a slot comes back.
+  host_walk_left_.wait(lock, [&] {
+    participant = take_slot(host_walks_, host_slots_used_, epoch_);
+    return participant != nullptr;
+  });
+  return participant;
+}
+
 void Reclaimer::leave(Participant* participant) {
+  const bool host_walk = holds(host_walks_, participant);
   std::lock_guard lock(membership_mutex_);
   participant->announced.store(kOffline, std::memory_order_release);
   participant->in_use.store(false, std::memory_order_release);
+  if (host_walk) host_walk_left_.notify_one();
 }
 
 void Reclaimer::push(FrameId frame) {
@@ -63,17 +93,20 @@ uint64_t Reclaimer::collect() {
   if (!lock.owns_lock()) return 0;
 
   uint64_t epoch = epoch_.load(std::memory_order_seq_cst);
-  bool everyone_current = true;
-  const size_t slots = slots_used_.load(std::memory_order_seq_cst);
-  for (size_t slot = 0; slot < slots; ++slot) {
-    const Participant& participant = participants_[slot];
-    if (!participant.in_use.load(std::memory_order_acquire)) continue;
-    const uint64_t announced = participant.announced.load(std::memory_order_acquire);
-    if (announced != kOffline && announced != epoch) {
-      everyone_current = false;
-      break;
+  // Every participant in use, vCPU or host walk, has announced `epoch` or
+  // is offline.
+  auto all_current = [epoch](const Participant* slots, size_t used) {
+    for (size_t slot = 0; slot < used; ++slot) {
+      const Participant& participant = slots[slot];
+      if (!participant.in_use.load(std::memory_order_acquire)) continue;
+      const uint64_t announced = participant.announced.load(std::memory_order_acquire);
+      if (announced != kOffline && announced != epoch) return false;
     }
-  }
+    return true;
+  };
+  const bool everyone_current =
+      all_current(participants_.data(), slots_used_.load(std::memory_order_seq_cst)) &&
+      all_current(host_walks_.data(), host_slots_used_.load(std::memory_order_seq_cst));
   if (everyone_current && epoch_.compare_exchange_strong(epoch, epoch + 1)) ++epoch;
   // Nothing became safe since the last walk unless the epoch moved.
   if (epoch == last_walk_epoch_) return 0;
@@ -98,10 +131,27 @@ uint64_t Reclaimer::collect() {
   return released;
 }
 
-HostWalkGuard::HostWalkGuard(Reclaimer& reclaimer) : reclaimer_(reclaimer) {
-  // Every slot taken is a transient state (vCPUs leave, host walks end).
-  while ((participant_ = reclaimer_.join()) == nullptr)
-    std::this_thread::yield();
+namespace {
+#ifndef NDEBUG
+// Guards held by this thread: one at most (a second would wait for a slot
+// while holding one, and 64 threads doing that would wait for ever).
+thread_local int host_walks_held = 0;
+#endif
+}  // namespace
+
+HostWalkGuard::HostWalkGuard(Reclaimer& reclaimer)
+    : reclaimer_(reclaimer), participant_(reclaimer_.join_host_walk()) {
+#ifndef NDEBUG
+  assert(host_walks_held == 0 && "a thread holds at most one HostWalkGuard");
+  ++host_walks_held;
+#endif
+}
+
+HostWalkGuard::~HostWalkGuard() {
+  reclaimer_.leave(participant_);
+#ifndef NDEBUG
+  --host_walks_held;
+#endif
 }
 
 }  // namespace vmfork

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -26,10 +27,16 @@ namespace vmfork {
 
 class Reclaimer {
  public:
+  // Slots for vCPUs (join()): a monitor never runs more vCPUs than this.
   static constexpr size_t kMaxParticipants = 1024;
+  // Slots for host walks (HostWalkGuard), apart from the vCPUs' so that no
+  // number of vCPUs can keep a host walk (a fork's, a loader's) from
+  // starting. A host walk ends by itself, so one that finds every slot
+  // taken blocks until one is left, never for ever.
+  static constexpr size_t kHostWalkSlots = 64;
   static constexpr uint64_t kOffline = ~uint64_t{0};
 
-  // A participant's announced epoch; one per vCPU.
+  // A participant's announced epoch; one per vCPU or host walk.
   struct Participant {
     std::atomic<uint64_t> announced{kOffline};
     std::atomic<bool> in_use{false};
@@ -40,7 +47,13 @@ class Reclaimer {
   Reclaimer(Reclaimer&&) noexcept;
   Reclaimer& operator=(Reclaimer&&) = delete;
 
+  // A vCPU's slot, announcing the current epoch; null when all
+  // kMaxParticipants are taken (the caller refuses the vCPU).
   Participant* join();
+  // A host walk's slot; blocks while all kHostWalkSlots are in walks.
+  Participant* join_host_walk();
+  // Gives a slot back: the participant holds nothing retired any more, which
+  // is its last quiescent point (offline, so no collect waits for it).
   void leave(Participant* participant);
 
   // A quiescent point: the participant holds no reference to any retired
@@ -87,21 +100,27 @@ class Reclaimer {
   uint64_t last_walk_epoch_ = 0;  // guarded by collect_mutex_
   std::mutex collect_mutex_;      // one collector at a time (never on a fault path: try_lock)
   std::mutex membership_mutex_;   // join/leave
+  std::condition_variable host_walk_left_;  // with membership_mutex_
   std::array<Participant, kMaxParticipants> participants_{};
-  // One past the highest slot ever used (written under membership_mutex_):
-  // collect scans only these, and allocation calls collect often.
+  std::array<Participant, kHostWalkSlots> host_walks_{};
+  // One past the highest slot ever used in each array (written under
+  // membership_mutex_): collect scans only these, and allocation calls
+  // collect often.
   std::atomic<size_t> slots_used_{0};
+  std::atomic<size_t> host_slots_used_{0};
 };
 
 // A host thread (a loader, a device, accounting) that walks EPT tables or
 // touches frames without holding references takes part in reclamation for
 // the duration, as a vCPU does between its quiescent points. As a waiter it
 // passes a quiescent point on every spin, so a host write that waits for
-// frames to come back does not hold their reclamation up itself.
+// frames to come back does not hold their reclamation up itself. It takes
+// one of the host-walk slots (never a vCPU's); a thread holds at most one
+// guard at a time, so waiting for a slot cannot wait for itself.
 class [[nodiscard]] HostWalkGuard final : public Waiter {
  public:
   explicit HostWalkGuard(Reclaimer& reclaimer);
-  ~HostWalkGuard() override { reclaimer_.leave(participant_); }
+  ~HostWalkGuard() override;
   HostWalkGuard(const HostWalkGuard&) = delete;
   HostWalkGuard& operator=(const HostWalkGuard&) = delete;
 

@@ -67,16 +67,17 @@ TEST(PageTables, LargestRamFitsBelowOneMiB) {
   EXPECT_FALSE(translate(*space, kPml4Gpa.value(), kMaxRamBytes).has_value());
 }
 
-TEST(PageTables, EntriesArePresetAccessedAndDirty) {
-  // So the guest's walks never write the tables and clones keep sharing them.
+TEST(PageTables, EntriesArePresetAccessedDirtyAndUser) {
+  // Accessed and dirty: the guest's walks never write the tables and clones
+  // keep sharing them. U/S: PVM runs the guest natively only then.
   std::unique_ptr<GuestMemory> memory = make_memory();
   std::unique_ptr<AddressSpace> space = unwrap(memory->create_space("vm", 4 * kMiB));
   unwrap(write_identity_page_tables(*space, unwrap(GuestLayout::create(4 * kMiB, 1))));
   const PageTablePlan plan = PageTablePlan::for_ram(4 * kMiB);
-  EXPECT_EQ(read_u64(*space, plan.pml4()), plan.pdpt(0).value() | 0x23);
-  EXPECT_EQ(read_u64(*space, plan.pdpt(0)), plan.pd(0).value() | 0x23);
-  EXPECT_EQ(read_u64(*space, plan.pd(0)), 0xe3u);
-  EXPECT_EQ(read_u64(*space, plan.pd(0) + 8), 2 * kMiB | 0xe3);
+  EXPECT_EQ(read_u64(*space, plan.pml4()), plan.pdpt(0).value() | 0x27);
+  EXPECT_EQ(read_u64(*space, plan.pdpt(0)), plan.pd(0).value() | 0x27);
+  EXPECT_EQ(read_u64(*space, plan.pd(0)), 0xe7u);
+  EXPECT_EQ(read_u64(*space, plan.pd(0) + 8), 2 * kMiB | 0xe7);
   EXPECT_EQ(read_u64(*space, plan.pd(0) + 16), 0u);
 }
 

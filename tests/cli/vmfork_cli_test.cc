@@ -3,7 +3,9 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -115,8 +117,46 @@ INSTANTIATE_TEST_SUITE_P(
         BadArguments{"UnknownBenchEngine", "bench fork --engine tcg", {"'tcg'", "soft, kvm"}},
         BadArguments{"CowSizeBeyondHostMemory",
                      "bench cow --size 900G --rounds 1 --kernel-repeat 1",
-                     {"available"}}),
+                     {"available"}},
+        // Not CLI11's "Value abc not in range 1 to 64".
+        BadArguments{"VcpusNotANumber",
+                     "run --vcpus abc /etc/os-release",
+                     {"--vcpus", "'abc' is not a number"}},
+        BadArguments{"VcpusOutOfRange", "run --vcpus 65 /etc/os-release", {"65", "1 to 64"}},
+        // Not CLI11's "A subcommand is required".
+        BadArguments{"UnknownSubcommand", "runn x", {"unknown subcommand 'runn'", "run, bench"}},
+        BadArguments{"UnknownBenchSubcommand", "bench clonee", {"unknown subcommand 'clonee'"}},
+        // Its pool would pass the frame pool's own limit (2^32 frames).
+        BadArguments{"CloneSizeAtTheFramePoolLimit",
+                     "bench clone --sizes 16T --repeat 1",
+                     {"16 TiB", "8 TiB"}}),
     [](const ::testing::TestParamInfo<BadArguments>& param_info) { return param_info.param.name; });
+
+// MemAvailable in bytes, 0 when unknown.
+uint64_t host_available_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::string unit;
+  uint64_t kib = 0;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return 0;
+}
+
+TEST(VmforkCli, CloneRefusesASizeWhoseTablesTheHostCannotHold) {
+  // A fully mapped 8 TiB space writes 32 GiB of page tables and frame
+  // table; refused up front, it must not start populating them.
+  const uint64_t available = host_available_bytes();
+  if (available == 0 || available >= (uint64_t{32} << 30)) {
+    GTEST_SKIP() << "this host has 32 GiB or more available (or no /proc/meminfo)";
+  }
+  const ProcessRun run =
+      run_vmfork("bench clone --sizes 8T --repeat 1 --fork-max 4K", Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("8 TiB"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("available"), std::string::npos) << run.output;
+}
 
 TEST(VmforkCli, CloneJsonHasTheRequiredFields) {
   const ProcessRun run = run_vmfork(

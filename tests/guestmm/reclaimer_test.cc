@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <optional>
+#include <thread>
 #include <vector>
 
 #include "test_support.h"
@@ -181,6 +184,64 @@ TEST_F(ReclaimerTest, JoinHandsOutEveryParticipantSlotOnceThenFails) {
   EXPECT_EQ(reclaimer_.join(), joined[17]) << "a slot that was left is reused";
   for (Reclaimer::Participant* participant : joined)
     reclaimer_.leave(participant);
+}
+
+TEST_F(ReclaimerTest, LeavingIsAQuiescentPointForThatParticipant) {
+  Reclaimer::Participant* vcpu = reclaimer_.join();
+  ASSERT_NE(vcpu, nullptr);
+  reclaimer_.retire(FrameId(5), FrameKind::kData);
+  collect(4);
+  ASSERT_FALSE(released(FrameId(5)));
+  reclaimer_.leave(vcpu);  // the VM ended: its vCPU holds nothing any more
+  collect(kEnoughCollects);
+  EXPECT_TRUE(released(FrameId(5)));
+}
+
+// Before host walks had slots of their own, 1024 vCPUs (soft clones) made
+// every later host walk (a fork's write of the clone id) spin for ever.
+TEST_F(ReclaimerTest, AHostWalkStartsWithEveryVcpuSlotTaken) {
+  std::vector<Reclaimer::Participant*> vcpus;
+  for (size_t i = 0; i < Reclaimer::kMaxParticipants; ++i) {
+    vcpus.push_back(reclaimer_.join());
+    ASSERT_NE(vcpus.back(), nullptr);
+  }
+  ASSERT_EQ(reclaimer_.join(), nullptr);
+  {
+    HostWalkGuard walk(reclaimer_);  // returns at once (ctest's timeout bounds a hang)
+  }
+  for (Reclaimer::Participant* vcpu : vcpus)
+    reclaimer_.leave(vcpu);
+}
+
+TEST_F(ReclaimerTest, AHostWalkHoldsBackReleaseUntilItEnds) {
+  std::optional<HostWalkGuard> walk(std::in_place, reclaimer_);
+  reclaimer_.retire(FrameId(5), FrameKind::kData);
+  collect(10);
+  EXPECT_FALSE(released(FrameId(5))) << "released under a host walk that could hold it";
+  walk.reset();
+  collect(kEnoughCollects);
+  EXPECT_TRUE(released(FrameId(5)));
+}
+
+TEST_F(ReclaimerTest, AHostWalkWaitsForASlotUntilAnotherWalkEnds) {
+  std::vector<Reclaimer::Participant*> walks;
+  for (size_t i = 0; i < Reclaimer::kHostWalkSlots; ++i)
+    walks.push_back(reclaimer_.join_host_walk());
+  std::atomic<bool> walked{false};
+  std::thread late([&] {
+    HostWalkGuard walk(reclaimer_);
+    walked.store(true);
+  });
+  // Not a timing check: the late walk may not have started yet; either way
+  // it cannot have a slot.
+  std::this_thread::yield();
+  EXPECT_FALSE(walked.load());
+  reclaimer_.leave(walks.back());
+  walks.pop_back();
+  late.join();  // it got the slot given back
+  EXPECT_TRUE(walked.load());
+  for (Reclaimer::Participant* walk : walks)
+    reclaimer_.leave(walk);
 }
 
 TEST_F(ReclaimerTest, CollectReportsHowManyItReleased) {

@@ -4,24 +4,20 @@
 #
 #   tests/kvm/run_kvm.sh [--OPTION=VALUE | --FLAG]... [--] CMD [ARGS...]
 #
-# If /dev/kvm is a character device that opens read-write, execs CMD
-# directly and ignores the options. Otherwise execs tests/kvm/nested.sh with
-# the options and CMD, which boots a TCG guest with a working /dev/kvm and
-# runs CMD there (see nested.sh --help for the options, e.g. --build-dir=DIR,
+# If /dev/kvm is a character device that opens read-write (hardware KVM, or
+# PVM's: the kvm_pvm module, KVM without hardware virtualization, where
+# vmfork's guests run natively too, vmm/kvm/pvm.h), execs CMD directly and
+# ignores the options. Otherwise execs tests/kvm/nested.sh with the options
+# and CMD, which boots a TCG guest with a working /dev/kvm and runs CMD there
+# (see nested.sh --help for the options, e.g. --build-dir=DIR,
 # --timeout=SECONDS, --file=PATH). Options must be single words (--name=value
 # or a flag), so that a launcher prefix such as
 #   run_kvm.sh --build-dir=build --timeout=240
 # never contains `--` and the first word that is not an option starts CMD.
 #
-# A /dev/kvm served by PVM (the kvm_pvm module: KVM without hardware
-# virtualization, as inside some cloud VMs) opens and works, but runs
-# vmfork's guests (ring 0, identity-mapped at 1 MiB) at about 1 us per
-# instruction (measured: a cpuloop of 1.5e7 instructions took 13 s), far
-# slower than nested TCG. Such a host takes the nested path too.
-#
 # RUN_KVM_NESTED=1 in the environment takes the nested path even when
-# /dev/kvm works (to test nested.sh on a KVM host); RUN_KVM_NESTED=0 takes the
-# direct path whenever /dev/kvm opens, PVM included.
+# /dev/kvm works (hardware KVM semantics on a PVM host, or nested.sh on a KVM
+# host); RUN_KVM_NESTED=0 takes the direct path or fails.
 #
 # --direct-only (handled here, not passed on): run CMD directly when /dev/kvm
 # opens, whatever serves it, and exit 77 (ctest's skip) when it does not. For
@@ -59,7 +55,11 @@ if [ "$direct_only" = 1 ]; then
 fi
 case ${RUN_KVM_NESTED:-auto} in
   1) ;;
-  0) if kvm_opens; then exec "$@"; fi ;;
-  *) if kvm_opens && [ ! -d /sys/module/kvm_pvm ]; then exec "$@"; fi ;;
+  0)
+    if kvm_opens; then exec "$@"; fi
+    echo "run_kvm.sh: error: RUN_KVM_NESTED=0 but /dev/kvm does not open" >&2
+    exit 125
+    ;;
+  *) if kvm_opens; then exec "$@"; fi ;;
 esac
 exec "$(dirname "${BASH_SOURCE[0]}")/nested.sh" ${options[@]+"${options[@]}"} -- "$@"

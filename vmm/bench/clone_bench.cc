@@ -18,14 +18,24 @@ namespace vmfork::bench {
 namespace {
 
 constexpr int kWarmupClones = 5;
-// The frame pool's own limit; the fully mapped space's data frames are
-// never written, so they cost no host memory.
-constexpr uint64_t kMaxRamBytes = uint64_t{16} << 40;
+// The largest size whose pool (pool_bytes_for) stays within the frame
+// pool's limit of 2^32 - 1 frames (just under 16 TiB).
+constexpr uint64_t kMaxRamBytes = uint64_t{8} << 40;
 
 // Frames for the page tables of a fully mapped space (one PT per 512 pages,
 // a PD per 512 PTs, ...), plus the clones' roots and some headroom.
 uint64_t pool_bytes_for(uint64_t ram_bytes) {
   return ram_bytes + ram_bytes / 256 + (uint64_t{4} << 20);
+}
+
+// Host memory a fully mapped space of `ram_bytes` really touches. Its data
+// frames are never written, so the sparse pool costs nothing for them; its
+// page tables are written (8 bytes of a PT per page, about 1/512 of the
+// size, a little more for the levels above), and so is each allocated
+// frame's word of the frame table (8 bytes per page).
+uint64_t host_bytes_for(uint64_t ram_bytes) {
+  const uint64_t pages = ram_bytes / kPageSize;
+  return pages * sizeof(uint64_t) * 2 + pages / 512 * sizeof(uint64_t) + (uint64_t{4} << 20);
 }
 
 // One timed clone. The clone is destroyed, untimed, before the next one.
@@ -90,6 +100,15 @@ Result<CloneBenchReport> run_clone_bench(const CloneBenchOptions& options) {
       return make_error(ErrorCode::kInvalidArgument,
                         "guest RAM of " + cli::format_size(ram_bytes) + " is above the " +
                             cli::format_size(kMaxRamBytes) + " this bench supports");
+    }
+    // Refused up front: populating a size whose tables the host cannot
+    // hold would grow until the OOM killer came.
+    if (Result<void> fits =
+            require_available_memory(host_bytes_for(ram_bytes),
+                                     "a fully mapped guest RAM of " + cli::format_size(ram_bytes) +
+                                         " (its page tables and frame table)");
+        !fits) {
+      return fits.error();
     }
     if (ram_bytes <= options.fork_max_bytes) {
       if (Result<void> fits = require_available_memory(ram_bytes, "the Linux fork baseline");

@@ -7,6 +7,7 @@
 
 #include "vmm/bench/guest_code.h"
 #include "vmm/bench/host_memory.h"
+#include "vmm/bench/kvm_baseline.h"
 #include "vmm/bench/linux_baseline.h"
 #include "vmm/bench/stats.h"
 #include "vmm/cli/size_arg.h"
@@ -31,7 +32,9 @@ Result<std::vector<uint64_t>> fork_once(Engine engine, uint64_t ram_bytes, uint3
   Result<std::unique_ptr<Vm>> vm =
       boot_code(**monitor, engine, "vm0", fork_then_halt_code(clones), *layout, MapAllRam::kYes);
   if (!vm) return vm.error();
-  (*monitor)->launch(std::move(*vm));
+  if (Result<void> launched = (*monitor)->launch(std::move(*vm)); !launched) {
+    return launched.error();
+  }
   if (const int status = (*monitor)->wait(); status != 0) {
     return make_error(ErrorCode::kInternal,
                       "the fork bench guest ended with status " + std::to_string(status));
@@ -59,6 +62,11 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
   }
   ForkBenchReport report;
   report.engine = options.engine;
+  if (options.engine == Engine::kKvm) {
+    Result<uint64_t> create = kvm_create_vm_ns_median(options.fork_repeat);
+    if (!create) return create.error();
+    report.kvm_create_ns_median = *create;
+  }
   for (uint64_t ram_bytes : options.sizes) {
     // Before any VM thread exists: the baseline forks this process.
     std::optional<uint64_t> linux_ns;
@@ -78,7 +86,17 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
                        .clones = clones,
                        .fork_ns_median = median(samples),
                        .fork_ns_max = maximum(samples),
-                       .linux_fork_ns_median = linux_ns};
+                       .linux_fork_ns_median = linux_ns,
+                       .soft_fork_ns_median = std::nullopt};
+      if (options.engine != Engine::kSoft) {
+        std::vector<uint64_t> soft;
+        for (int i = 0; i < options.repeat; ++i) {
+          Result<std::vector<uint64_t>> latencies = fork_once(Engine::kSoft, ram_bytes, clones);
+          if (!latencies) return latencies.error();
+          soft.insert(soft.end(), latencies->begin(), latencies->end());
+        }
+        row.soft_fork_ns_median = median(soft);
+      }
       spdlog::info("fork bench: {} with {} clone(s): median {} ns", cli::format_size(ram_bytes),
                    clones, row.fork_ns_median);
       report.rows.push_back(row);

@@ -2,7 +2,8 @@
 // from the request (the guest's `out` to port 0x510) to the first guest
 // instruction of each clone, by guest RAM size (every page mapped) and
 // clone count, beside Linux fork() of a process with the same memory
-// touched (DESIGN section 10).
+// touched (DESIGN section 10). For the kvm engine, also beside the soft
+// engine and a bare KVM_CREATE_VM + KVM_CREATE_VCPU, in the same run.
 #pragma once
 
 #include <cstdint>
@@ -29,11 +30,15 @@ struct ForkBenchRow {
   uint64_t fork_ns_median = 0;  // over every clone of every repeat
   uint64_t fork_ns_max = 0;
   std::optional<uint64_t> linux_fork_ns_median;  // one fork() of the same memory
+  // For an engine other than soft: the soft engine's median in the same run.
+  std::optional<uint64_t> soft_fork_ns_median;
 };
 
 struct ForkBenchReport {
   Engine engine = Engine::kSoft;
   std::vector<ForkBenchRow> rows;
+  // kvm: one bare KVM_CREATE_VM + KVM_CREATE_VCPU on the host (median).
+  std::optional<uint64_t> kvm_create_ns_median;
 };
 
 Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options);

@@ -151,13 +151,38 @@ nlohmann::json to_json(const ForkBenchReport& report) {
         {"fork_ns_max", row.fork_ns_max},
     };
     if (row.linux_fork_ns_median) entry["linux_fork_ns_median"] = *row.linux_fork_ns_median;
+    if (row.soft_fork_ns_median) {
+      entry["soft_fork_ns_median"] = *row.soft_fork_ns_median;
+      entry["engine_over_soft"] = tenths(ratio(static_cast<double>(row.fork_ns_median),
+                                               static_cast<double>(*row.soft_fork_ns_median)));
+    }
+    if (report.kvm_create_ns_median) {
+      entry["engine_over_kvm_create"] =
+          tenths(ratio(static_cast<double>(row.fork_ns_median),
+                       static_cast<double>(*report.kvm_create_ns_median)));
+    }
     results.push_back(std::move(entry));
   }
-  return {{"engine", to_string(report.engine)}, {"results", std::move(results)}};
+  nlohmann::json out = {{"engine", to_string(report.engine)}, {"results", std::move(results)}};
+  if (report.kvm_create_ns_median) out["kvm_create_vm_ns_median"] = *report.kvm_create_ns_median;
+  return out;
 }
 
 nlohmann::json to_json(const CpuBenchReport& report) {
-  return {{"mips", std::round(report.mips * 10) / 10}, {"instructions", report.instructions}};
+  auto one_decimal = [](double value) { return std::round(value * 10) / 10; };
+  nlohmann::json out = {
+      {"engine", to_string(report.engine)},
+      {"mips", one_decimal(report.mips)},
+      {"instructions", report.instructions},
+      {"host_mips", one_decimal(report.host_mips)},
+      {"engine_over_host", std::round(ratio(report.mips, report.host_mips) * 1000) / 1000},
+      {"soft_mips", nullptr},
+      {"engine_over_soft", nullptr}};
+  if (report.soft_mips) {
+    out["soft_mips"] = one_decimal(*report.soft_mips);
+    out["engine_over_soft"] = one_decimal(ratio(report.mips, *report.soft_mips));
+  }
+  return out;
 }
 
 void print_table(const ForkBenchReport& report, std::FILE* out) {
@@ -174,11 +199,29 @@ void print_table(const ForkBenchReport& report, std::FILE* out) {
              "fork on the {} engine: from the guest's request (out 0x510) to each clone's first "
              "instruction\n",
              to_string(report.engine));
+  for (const ForkBenchRow& row : report.rows) {
+    if (!row.soft_fork_ns_median) continue;
+    fmt::print(out, "{} with {} clone(s): soft engine in the same run {} ({} / soft: {:.1f}x)\n",
+               cli::format_size(row.ram_bytes), row.clones,
+               human_ns(static_cast<double>(*row.soft_fork_ns_median)), to_string(report.engine),
+               ratio(static_cast<double>(row.fork_ns_median),
+                     static_cast<double>(*row.soft_fork_ns_median)));
+  }
+  if (report.kvm_create_ns_median) {
+    fmt::print(out, "one bare KVM_CREATE_VM + KVM_CREATE_VCPU on this host: {}\n",
+               human_ns(static_cast<double>(*report.kvm_create_ns_median)));
+  }
 }
 
 void print_table(const CpuBenchReport& report, std::FILE* out) {
-  fmt::print(out, "soft engine, integer loop on 1 vCPU: {:.1f} MIPS (target: at least 100)\n",
-             report.mips);
+  fmt::print(out, "{} engine, integer loop on 1 vCPU: {:.1f} MIPS{}\n", to_string(report.engine),
+             report.mips, report.engine == Engine::kSoft ? " (target: at least 100)" : "");
+  fmt::print(out, "the same loop natively on the host: {:.1f} MIPS ({} engine / host: {:.3f})\n",
+             report.host_mips, to_string(report.engine), ratio(report.mips, report.host_mips));
+  if (report.soft_mips) {
+    fmt::print(out, "soft engine in the same run: {:.1f} MIPS ({} / soft: {:.1f}x)\n",
+               *report.soft_mips, to_string(report.engine), ratio(report.mips, *report.soft_mips));
+  }
 }
 
 }  // namespace vmfork::bench

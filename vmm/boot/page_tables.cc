@@ -9,7 +9,8 @@ namespace {
 
 using Table = std::array<uint64_t, x86::kEntriesPerTable>;
 
-constexpr uint64_t kNonLeaf = x86::kPtePresent | x86::kPteWritable | x86::kPteAccessed;
+constexpr uint64_t kNonLeaf =
+    x86::kPtePresent | x86::kPteWritable | x86::kPteUser | x86::kPteAccessed;
 constexpr uint64_t kLeaf2M = kNonLeaf | x86::kPteDirty | x86::kPtePageSize;
 
 Result<void> write_table(AddressSpace& space, Gpa at, const Table& table) {

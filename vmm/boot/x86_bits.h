@@ -35,6 +35,10 @@ inline constexpr uint64_t kRflagsIf = bit(9);
 // 4-level paging entries (PML4E, PDPTE, PDE).
 inline constexpr uint64_t kPtePresent = bit(0);
 inline constexpr uint64_t kPteWritable = bit(1);
+// User/Supervisor. Set in every entry although the guest runs at CPL 0:
+// PVM runs it natively only then (vmm/kvm/pvm.h). Without CR4.SMEP and
+// CR4.SMAP (never set here) it changes nothing for CPL 0 on other hosts.
+inline constexpr uint64_t kPteUser = bit(2);
 inline constexpr uint64_t kPteAccessed = bit(5);
 inline constexpr uint64_t kPteDirty = bit(6);     // leaves only
 inline constexpr uint64_t kPtePageSize = bit(7);  // PS: a PDE that maps a 2 MiB page

@@ -8,13 +8,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "vmm/cli/choice_arg.h"
+#include "vmm/cli/count_arg.h"
 #include "vmm/cli/size_arg.h"
+#include "vmm/cli/stop_signals.h"
 #include "vmm/loader/read_file.h"
 #include "vmm/vm/boot_vm.h"
 #include "vmm/vm/monitor.h"
@@ -64,6 +69,8 @@ Result<Engine> choose_engine(EngineChoice wanted) {
 }
 
 Result<int> run_guest(const RunArgs& args) {
+  // Before any thread exists, so that every thread inherits the mask.
+  StopSignals signals;
   Result<Engine> engine = choose_engine(args.engine);
   if (!engine) return engine.error();
   spdlog::info("engine: {}", to_string(*engine));
@@ -78,8 +85,19 @@ Result<int> run_guest(const RunArgs& args) {
 
   Result<std::unique_ptr<Vm>> vm = boot_elf(**monitor, *engine, "vm0", *file, *layout);
   if (!vm) return make_error(vm.error().code, args.guest + ": " + vm.error().message);
-  (*monitor)->launch(std::move(*vm));
-  const int status = (*monitor)->wait();
+  if (Result<void> launched = (*monitor)->launch(std::move(*vm)); !launched) {
+    return make_error(launched.error().code, args.guest + ": " + launched.error().message);
+  }
+  Monitor& running = **monitor;
+  if (!signals.watch([&running](int signal) {
+        fmt::print(stderr, "vmfork: {}: stopping every VM\n", signal_name(signal));
+        std::fflush(stderr);
+        running.stop_all(static_cast<uint32_t>(128 + signal));
+      })) {
+    spdlog::warn("no thread to take SIGINT and SIGTERM: they stay blocked until the VMs end");
+  }
+  int status = running.wait();
+  signals.unwatch();
 
   std::vector<ForkLatency> forks = (*monitor)->fork_latencies();
   if (!forks.empty()) {
@@ -91,6 +109,24 @@ Result<int> run_guest(const RunArgs& args) {
   }
   for (const MemoryChecksum& checksum : (*monitor)->memory_checksums())
     fmt::print("memory-checksum {} {:016x}\n", checksum.vm, checksum.checksum);
+  const Monitor::Tally tally = running.tally();
+  if (const int signal = signals.caught(); signal != 0) {
+    // Always shown: the user asked for the stop and sees what it stopped.
+    fmt::print(stderr, "vmfork: stopped by {}: {} VM(s) ran, {} ended with a non-zero status\n",
+               signal_name(signal), tally.launched, tally.failed);
+    std::fflush(stderr);
+    return 128 + signal;
+  }
+  spdlog::info("{} VM(s) ran, {} ended with a non-zero status", tally.launched, tally.failed);
+  if (const std::optional<Monitor::Failure> failure = running.first_failure();
+      failure && static_cast<uint32_t>(status) != failure->status) {
+    // An exit status keeps 8 bits: 256 must not read as success.
+    fmt::print(stderr,
+               "vmfork: {} ended with status {} ({:#x}), which an exit status cannot "
+               "hold: exiting with {}\n",
+               failure->vm, failure->status, failure->status, status);
+    std::fflush(stderr);
+  }
   return status;
 }
 
@@ -103,14 +139,18 @@ void add_run_command(CLI::App& app, std::function<int()>& chosen) {
       "Boot a guest ELF (DESIGN section 8 ABI) on --vcpus vCPUs with --mem of RAM and run it "
       "and every clone it forks until all have ended. Console lines are printed with the VM's "
       "name ([vm0], [vm0.1] for its clone 1, ...). Exit status: 0 when every VM ended with "
-      "status 0, otherwise the first non-zero status (a VM that fails, e.g. on an unsupported "
-      "instruction, ends with status 1 and an error on stderr).");
+      "status 0, otherwise the first non-zero status in launch order (a VM that fails, e.g. on "
+      "an unsupported instruction, ends with status 1 and an error on stderr); a status above "
+      "255 (256, 0x80000000, ...) gives 255. SIGINT or SIGTERM stops every VM (each prints the "
+      "rest of its console line) and exits 130 or 143. A fork the monitor cannot serve (more "
+      "than 1024 vCPUs in all VMs at once, a thread or memory the host refuses) returns -1 in "
+      "the guest, with a warning naming the reason.");
   run->add_option("guest", args->guest, "The guest program (static ELF64 x86-64)")
       ->required()
       ->check(CLI::ExistingFile);
-  run->add_option("--vcpus", args->vcpus, "vCPUs of the VM (default: 1)")
+  run->add_option("--vcpus", args->vcpus, "vCPUs of the VM, 1 to 64 (default: 1)")
       ->type_name("N")
-      ->check(CLI::Range(1, 64));
+      ->check(count_in_range(1, 64));
   run->add_option("--mem", args->ram_bytes,
                   "Guest RAM, a multiple of 2 MiB, K/M/G suffixes (default: 256M)")
       ->transform(size_transform())
@@ -133,7 +173,15 @@ void add_run_command(CLI::App& app, std::function<int()>& chosen) {
                 "(to compare engines)");
   run->callback([args, &chosen] {
     chosen = [args] {
-      Result<int> status = run_guest(*args);
+      Result<int> status = make_error(ErrorCode::kInternal, "not run");
+      try {
+        status = run_guest(*args);
+      } catch (const std::system_error& error) {
+        // A thread of the monitor's own (the pool's populator, the kvm
+        // fault service) the host refused at boot; vCPU threads are
+        // refused as errors.
+        status = make_error(ErrorCode::kSystem, fmt::format("cannot start: {}", error.what()));
+      }
       if (!status) {
         fmt::print(stderr, "vmfork: {}\n", status.error().message);
         return 1;

@@ -16,6 +16,8 @@
 #include <mutex>
 #include <thread>
 
+#include "vmm/kvm/pvm.h"
+
 namespace vmfork::kvm {
 
 namespace {
@@ -119,14 +121,16 @@ Result<std::unique_ptr<KvmHost>> KvmHost::open() {
   if (Result<void> uffd = check_userfaultfd(); !uffd) return uffd.error();
   if (Result<void> kick = install_kick_handler(); !kick) return kick.error();
   return std::unique_ptr<KvmHost>(
-      new KvmHost(std::move(kvm), static_cast<size_t>(mmap_size), std::move(cpuid)));
+      new KvmHost(std::move(kvm), static_cast<size_t>(mmap_size), std::move(cpuid), pvm_host()));
 }
 
 KvmHost::KvmHost(UniqueFd kvm, size_t vcpu_mmap_size,
-                 std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid)
+                 std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid, bool pvm)
     : kvm_(std::move(kvm)),
       vcpu_mmap_size_(vcpu_mmap_size),
       cpuid_(std::move(cpuid)),
+      pvm_(pvm),
+      halt_watch_(pvm ? std::make_unique<HaltWatch>() : nullptr),
       faults_(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)) {}
 
 }  // namespace vmfork::kvm

@@ -9,6 +9,7 @@
 
 #include "ept/result.h"
 #include "vmm/kvm/fault_server.h"
+#include "vmm/kvm/halt_watch.h"
 #include "vmm/kvm/kvm_abi.h"
 #include "vmm/kvm/unique_fd.h"
 
@@ -32,13 +33,21 @@ class KvmHost {
   // KVM_GET_SUPPORTED_CPUID, ready for KVM_SET_CPUID2.
   const CpuidList<kMaxCpuidEntries>& cpuid() const { return *cpuid_; }
   FaultServer& faults() { return faults_; }
+  // /dev/kvm is PVM's (kvm/pvm.h): each VM gets VIF pages, each vCPU
+  // registers one, so guests run natively instead of emulated.
+  bool pvm() const { return pvm_; }
+  // PVM only (null elsewhere): how vCPUs that ran hlt are found.
+  HaltWatch* halt_watch() { return halt_watch_.get(); }
 
  private:
-  KvmHost(UniqueFd kvm, size_t vcpu_mmap_size, std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid);
+  KvmHost(UniqueFd kvm, size_t vcpu_mmap_size, std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid,
+          bool pvm);
 
   UniqueFd kvm_;
   size_t vcpu_mmap_size_;
   std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid_;
+  bool pvm_;
+  std::unique_ptr<HaltWatch> halt_watch_;  // PVM only
   FaultServer faults_;
 };
 

@@ -4,11 +4,14 @@
 #include <sys/mman.h>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "guestmm/guest_memory.h"
+#include "vmm/kvm/pvm.h"
 
 namespace vmfork::kvm {
 
@@ -105,6 +108,7 @@ Result<void> KvmVcpuFd::set_state(const KvmCpuState& state) const {
 }
 
 Result<std::unique_ptr<KvmMachine>> KvmMachine::create(KvmHost& host, AddressSpace& space,
+                                                       uint32_t vcpu_count,
                                                        MemoryErrorHandler on_memory_error) {
   UniqueFd vm(ioctl(host.fd(), KVM_CREATE_VM, 0));
   if (!vm.valid()) return system_error("KVM_CREATE_VM");
@@ -116,10 +120,13 @@ Result<std::unique_ptr<KvmMachine>> KvmMachine::create(KvmHost& host, AddressSpa
   {
     std::lock_guard lock(machine->ram_->serve_mutex());
     if (Result<void> slot =
-            machine->set_memslot(machine->ram_->host_base_locked(), space.ram_bytes());
+            machine->set_memslot(kRamSlot, 0, machine->ram_->host_base_locked(), space.ram_bytes());
         !slot) {
       return slot.error();
     }
+  }
+  if (host.pvm()) {
+    if (Result<void> vif = machine->add_vif_pages(vcpu_count); !vif) return vif.error();
   }
   GuestRam& served = *machine->ram_;
   machine->watch_ = host.faults().watch(
@@ -140,10 +147,11 @@ KvmMachine::~KvmMachine() {
   watch_.reset();  // no handler runs any more
 }
 
-Result<void> KvmMachine::set_memslot(uint64_t host_base, uint64_t bytes) {
+Result<void> KvmMachine::set_memslot(uint32_t slot, uint64_t guest_base, uint64_t host_base,
+                                     uint64_t bytes) {
   kvm_userspace_memory_region region{};
-  region.slot = kRamSlot;
-  region.guest_phys_addr = 0;
+  region.slot = slot;
+  region.guest_phys_addr = guest_base;
   region.memory_size = bytes;
   region.userspace_addr = host_base;
   if (ioctl(vm_.get(), KVM_SET_USER_MEMORY_REGION, &region) != 0) {
@@ -157,8 +165,10 @@ Result<void> KvmMachine::restart_memory_locked() {
   if (!fresh) return fresh.error();
   const uint64_t fresh_base = reinterpret_cast<uint64_t>(fresh->ram.base());
   // A memslot's host address cannot change in place: delete it, add it anew.
-  if (Result<void> removed = set_memslot(0, 0); !removed) return removed;
-  if (Result<void> added = set_memslot(fresh_base, ram_->ram_bytes()); !added) return added;
+  if (Result<void> removed = set_memslot(kRamSlot, 0, 0, 0); !removed) return removed;
+  if (Result<void> added = set_memslot(kRamSlot, 0, fresh_base, ram_->ram_bytes()); !added) {
+    return added;
+  }
   auto old = std::make_shared<GuestRam::Reservation>(ram_->restart_locked(std::move(*fresh)));
   host_.faults().defer([old]() mutable { old.reset(); });
   return Ok{};
@@ -173,7 +183,42 @@ Result<KvmVcpuFd> KvmMachine::create_vcpu(uint32_t index, const KvmCpuState& sta
   KvmVcpuFd vcpu(std::move(fd), static_cast<kvm_run*>(run), host_.vcpu_mmap_size());
   if (ioctl(vcpu.fd(), kSetCpuid2, &host_.cpuid()) != 0) return system_error("KVM_SET_CPUID2");
   if (Result<void> set = vcpu.set_state(state); !set) return set.error();
+  if (!vif_pages_.base()) return vcpu;
+  if (Result<void> vif = register_vif_page(vcpu, index); !vif) return vif.error();
   return vcpu;
+}
+
+Result<void> KvmMachine::add_vif_pages(uint32_t vcpu_count) {
+  const uint64_t bytes = uint64_t{std::max<uint32_t>(vcpu_count, 1)} * kVifPageBytes;
+  Result<HostMapping> pages = HostMapping::anonymous(bytes);
+  if (!pages) return pages.error();
+  vif_pages_ = std::move(*pages);
+  return set_memslot(kVifSlot, kVifBase, reinterpret_cast<uint64_t>(vif_pages_.base()), bytes);
+}
+
+Result<void> KvmMachine::register_vif_page(const KvmVcpuFd& vcpu, uint32_t index) const {
+  if (uint64_t{index + 1} * kVifPageBytes > vif_pages_.bytes()) {
+    return make_error(ErrorCode::kInternal, fmt::format("vCPU {} has no VIF page (the VM has {})",
+                                                        index, vif_pages_.bytes() / kVifPageBytes));
+  }
+  MsrList<1> msr;
+  msr.entries[0].index = kVifMsr;
+  msr.entries[0].data = (kVifBase + uint64_t{index} * kVifPageBytes) | kVifEnable;
+  // 1: registered. PVM's module is detected by its sysfs name only, so a
+  // kernel that does not take the MSR is possible: the vCPU then runs
+  // emulated, slowly but correctly; say so once.
+  const int set = ioctl(vcpu.fd(), kSetMsrs, &msr);
+  if (set < 0) return system_error("KVM_SET_MSRS of the PVM VIF page");
+  if (set == 0) {
+    static std::once_flag warned;
+    std::call_once(warned, [] {
+      spdlog::warn(
+          "kvm: /sys/module/kvm_pvm exists but KVM did not take the VIF page MSR {:#x}: "
+          "guests run emulated (about 1 us per instruction)",
+          kVifMsr);
+    });
+  }
+  return Ok{};
 }
 
 }  // namespace vmfork::kvm

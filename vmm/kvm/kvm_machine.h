@@ -11,6 +11,7 @@
 
 #include "ept/result.h"
 #include "guestmm/address_space.h"
+#include "guestmm/host_mapping.h"
 #include "vmm/kvm/guest_ram.h"
 #include "vmm/kvm/kvm_cpu_state.h"
 #include "vmm/kvm/kvm_host.h"
@@ -47,7 +48,10 @@ class KvmMachine {
   // `on_memory_error` runs on a fault-service thread when a fault of this
   // VM cannot be served (the VM must end), with the faulting thread's id.
   using MemoryErrorHandler = std::function<void(const Error&, pid_t)>;
+  // `vcpu_count`: how many vCPUs will be created (each needs a VIF page
+  // on PVM hosts, kvm/pvm.h).
   static Result<std::unique_ptr<KvmMachine>> create(KvmHost& host, AddressSpace& space,
+                                                    uint32_t vcpu_count,
                                                     MemoryErrorHandler on_memory_error);
   ~KvmMachine();
   KvmMachine(const KvmMachine&) = delete;
@@ -63,16 +67,24 @@ class KvmMachine {
   // unmapped later on the fault service, off the fork's critical path.
   Result<void> restart_memory_locked();
 
+  // PVM only (null elsewhere): kvm/halt_watch.h.
+  HaltWatch* halt_watch() { return host_.halt_watch(); }
+
   const GuestRam& ram() const { return *ram_; }
   GuestRam& ram() { return *ram_; }
 
  private:
   KvmMachine(KvmHost& host, UniqueFd vm, std::unique_ptr<GuestRam> ram);
-  Result<void> set_memslot(uint64_t host_base, uint64_t bytes);
+  Result<void> set_memslot(uint32_t slot, uint64_t guest_base, uint64_t host_base, uint64_t bytes);
+  // PVM: the VM's private VIF pages, one per vCPU, in a memslot of their own.
+  Result<void> add_vif_pages(uint32_t vcpu_count);
+  // PVM: registers vCPU `index`'s VIF page.
+  Result<void> register_vif_page(const KvmVcpuFd& vcpu, uint32_t index) const;
 
   KvmHost& host_;
   UniqueFd vm_;
   std::unique_ptr<GuestRam> ram_;
+  HostMapping vif_pages_;  // PVM only: kvm/pvm.h
   std::unique_ptr<FaultServer::Registration> watch_;
 };
 

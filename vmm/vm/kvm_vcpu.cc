@@ -57,12 +57,31 @@ Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(Vm& vm, kvm::KvmMachine& machin
   }
   Result<kvm::KvmVcpuFd> fd = machine.create_vcpu(index, *state);
   if (!fd) return fd.error();
-  return std::unique_ptr<KvmVcpu>(
-      new KvmVcpu(vm, machine.ram(), index, std::move(*fd), from.halted));
+  kvm::HaltWatch* watch = machine.halt_watch();
+  std::optional<kvm::VcpuStat> emulations;
+  if (watch != nullptr) {
+    Result<kvm::VcpuStat> stat = kvm::VcpuStat::open(fd->fd(), "insn_emulation");
+    if (!stat) {
+      return make_error(ErrorCode::kSystem,
+                        fmt::format("vCPU {}: PVM's hlt cannot be seen without the vCPU's "
+                                    "insn_emulation statistic: {}",
+                                    index, stat.error().message));
+    }
+    emulations = std::move(*stat);
+  }
+  return std::unique_ptr<KvmVcpu>(new KvmVcpu(vm, machine.ram(), index, std::move(*fd), from.halted,
+                                              watch, std::move(emulations)));
 }
 
-KvmVcpu::KvmVcpu(Vm& vm, kvm::GuestRam& ram, uint32_t index, kvm::KvmVcpuFd fd, bool halted)
-    : vm_(vm), ram_(ram), index_(index), fd_(std::move(fd)), halted_(halted) {}
+KvmVcpu::KvmVcpu(Vm& vm, kvm::GuestRam& ram, uint32_t index, kvm::KvmVcpuFd fd, bool halted,
+                 kvm::HaltWatch* halt_watch, std::optional<kvm::VcpuStat> emulations)
+    : vm_(vm),
+      ram_(ram),
+      index_(index),
+      fd_(std::move(fd)),
+      halted_(halted),
+      halt_watch_(halt_watch),
+      emulations_(std::move(emulations)) {}
 
 KvmVcpu::~KvmVcpu() {
   join();
@@ -198,7 +217,15 @@ void KvmVcpu::run() {
     std::lock_guard lock(kick_mutex_);
     running_thread_ = pthread_self();
   }
+  std::unique_ptr<kvm::HaltWatch::Registration> watched;
+  if (halt_watch_ != nullptr) {
+    watched = halt_watch_->watch(*emulations_, exits_, [this] {
+      halt_seen_.store(true, std::memory_order_release);
+      kick();
+    });
+  }
   run_loop();
+  watched.reset();  // no kick after this
   {
     std::lock_guard lock(kick_mutex_);
     running_thread_.reset();
@@ -237,6 +264,13 @@ bool KvmVcpu::run_once() {
     const int rc = ioctl(fd_.fd(), KVM_RUN, 0);
     if (rc == 0) break;
     if (errno == EINTR || errno == EAGAIN) {
+      exits_.fetch_add(1, std::memory_order_release);
+      // PVM: a hlt KVM_RUN did not report stops the vCPU where the halt
+      // watch's kick found it (kvm/halt_watch.h).
+      if (halt_seen_.exchange(false, std::memory_order_acq_rel) && stopped_at_hlt()) {
+        halted_ = true;
+        return true;
+      }
       std::optional<std::string> fault;
       {
         std::lock_guard lock(fault_mutex_);
@@ -255,6 +289,7 @@ bool KvmVcpu::run_once() {
     fail(fmt::format("KVM_RUN failed at RIP {:#x}: {}", rip(), std::strerror(errno)));
     return false;
   }
+  exits_.fetch_add(1, std::memory_order_release);
   if (run->exit_reason != KVM_EXIT_INTERNAL_ERROR) emulation_failures_ = 0;
   switch (run->exit_reason) {
     case KVM_EXIT_IO:
@@ -289,6 +324,33 @@ bool KvmVcpu::run_once() {
       fail(fmt::format("{} {} at RIP {:#x}", exit_name(run->exit_reason), run->exit_reason, rip()));
       return false;
   }
+}
+
+bool KvmVcpu::stopped_at_hlt() {
+  constexpr uint8_t kHlt = 0xF4;
+  kvm_regs regs{};
+  if (ioctl(fd_.fd(), KVM_GET_REGS, &regs) != 0) return false;
+  // The byte at a guest-virtual address, through the guest's page tables.
+  auto byte_at = [this](uint64_t linear) -> std::optional<uint8_t> {
+    kvm_translation translation{};
+    translation.linear_address = linear;
+    if (ioctl(fd_.fd(), KVM_TRANSLATE, &translation) != 0 || !translation.valid) {
+      return std::nullopt;
+    }
+    uint8_t byte = 0;
+    if (!vm_.space().read(Gpa(translation.physical_address),
+                          std::as_writable_bytes(std::span(&byte, 1)))) {
+      return std::nullopt;
+    }
+    return byte;
+  };
+  if (byte_at(regs.rip) == kHlt) {
+    // About to run it (again, in a `hlt; jmp` loop): it stops past it, as
+    // a hlt leaves RIP.
+    regs.rip += 1;
+    return ioctl(fd_.fd(), KVM_SET_REGS, &regs) == 0;
+  }
+  return regs.rip > 0 && byte_at(regs.rip - 1) == kHlt;
 }
 
 bool KvmVcpu::handle_mmio() {

@@ -51,12 +51,16 @@ class KvmVcpu final : public Vcpu {
   void fail_memory(const std::string& cause);
 
  private:
-  KvmVcpu(Vm& vm, kvm::GuestRam& ram, uint32_t index, kvm::KvmVcpuFd fd, bool halted);
+  KvmVcpu(Vm& vm, kvm::GuestRam& ram, uint32_t index, kvm::KvmVcpuFd fd, bool halted,
+          kvm::HaltWatch* halt_watch, std::optional<kvm::VcpuStat> emulations);
   void run();
   void run_loop();
   // One KVM_RUN; false when the thread must leave its loop.
   bool run_once();
   bool handle_io();
+  // PVM, kicked by the halt watch (kvm/halt_watch.h): whether the vCPU
+  // stands at a hlt or right after one; at one, it is moved past it.
+  bool stopped_at_hlt();
   // KVM_EXIT_MMIO: RAM's (kvm::GuestRam::complete_mmio) or a fault.
   bool handle_mmio();
   // Runs the completion of a port I/O exit KVM still owes (RIP moves past
@@ -81,6 +85,11 @@ class KvmVcpu final : public Vcpu {
   int emulation_failures_ = 0;            // this vCPU's thread: in a row
   std::optional<uint32_t> fork_request_;  // set by `out` to the fork port, taken by run()
   uint64_t fork_out_rip_ = 0;             // that `out`'s address, while fork_request_ is set
+  // PVM: the vCPU ran a hlt that KVM_RUN did not report (kvm/halt_watch.h).
+  kvm::HaltWatch* const halt_watch_;               // null where hlt exits
+  const std::optional<kvm::VcpuStat> emulations_;  // watched while run() loops
+  std::atomic<bool> halt_seen_{false};             // set by the watch, taken by run_loop()
+  std::atomic<uint64_t> exits_{0};                 // KVM_RUN returns: the watch's second input
   std::atomic<pid_t> thread_id_{0};
   std::mutex fault_mutex_;
   std::optional<std::string> memory_fault_;  // guarded by fault_mutex_

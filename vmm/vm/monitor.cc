@@ -3,11 +3,16 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "vmm/vm/memory_checksum.h"
 
 namespace vmfork {
+
+int exit_status_for(uint32_t vm_status) {
+  return vm_status <= 255 ? static_cast<int>(vm_status) : 255;
+}
 
 Result<std::unique_ptr<Monitor>> Monitor::create(uint64_t pool_bytes, Populate populate) {
   Result<std::unique_ptr<GuestMemory>> memory =
@@ -17,11 +22,9 @@ Result<std::unique_ptr<Monitor>> Monitor::create(uint64_t pool_bytes, Populate p
 }
 
 Monitor::~Monitor() {
+  // Every VM (and its address space) goes before the memory it lives in,
+  // and before the fault service of the kvm engine.
   (void)wait();
-  // VMs (and their address spaces) go before the memory they live in, and
-  // before the fault service of the kvm engine.
-  std::lock_guard lock(mutex_);
-  vms_.clear();
 }
 
 Result<kvm::KvmHost*> Monitor::kvm_host() {
@@ -35,51 +38,141 @@ Result<kvm::KvmHost*> Monitor::kvm_host() {
 }
 
 std::vector<MemoryChecksum> Monitor::memory_checksums() const {
-  std::lock_guard lock(mutex_);
-  return checksums_;
-}
-
-void Monitor::launch(std::unique_ptr<Vm> vm) {
-  Vm& started = *vm;
+  std::vector<Checksum> sorted;
   {
     std::lock_guard lock(mutex_);
-    vms_.push_back(std::move(vm));
+    sorted = checksums_;
   }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Checksum& a, const Checksum& b) { return a.order < b.order; });
+  std::vector<MemoryChecksum> result;
+  result.reserve(sorted.size());
+  for (Checksum& entry : sorted)
+    result.push_back(std::move(entry.checksum));
+  return result;
+}
+
+Result<void> Monitor::check_vcpus_locked(uint64_t vcpus) const {
+  if (stop_status_) return make_error(ErrorCode::kInvalidArgument, "the monitor is stopping");
+  if (vcpus > kMaxVcpus - std::min(vcpus_reserved_, kMaxVcpus)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("{} more vCPU(s) would exceed the monitor's limit of {} vCPUs "
+                                  "({} in use)",
+                                  vcpus, kMaxVcpus, vcpus_reserved_));
+  }
+  return Ok{};
+}
+
+Result<void> Monitor::check_vcpus(uint64_t vcpus) const {
+  std::lock_guard lock(mutex_);
+  return check_vcpus_locked(vcpus);
+}
+
+Result<void> Monitor::reserve_vcpus(uint64_t vcpus) {
+  std::lock_guard lock(mutex_);
+  if (Result<void> room = check_vcpus_locked(vcpus); !room) return room;
+  vcpus_reserved_ += vcpus;
+  return Ok{};
+}
+
+void Monitor::release_vcpus(uint64_t vcpus) {
+  std::lock_guard lock(mutex_);
+  vcpus_reserved_ -= vcpus;
+}
+
+Result<void> Monitor::launch(std::unique_ptr<Vm> vm) {
+  if (!vm->spawned()) {
+    if (Result<void> spawned = vm->spawn(); !spawned) return spawned;
+  }
+  Vm& started = *vm;
+  std::optional<uint32_t> stop;
+  {
+    std::lock_guard lock(mutex_);
+    const uint64_t order = launches_++;
+    running_.emplace(&started, Launched{order, std::move(vm)});
+    stop = stop_status_;
+  }
+  // Told when it ends, from now on.
   started.start();
+  if (stop) started.stop(*stop);
+  return Ok{};
+}
+
+void Monitor::vm_ended(Vm& vm) {
+  std::lock_guard lock(mutex_);
+  ended_.push_back(&vm);
+  vm_ended_.notify_all();
 }
 
 int Monitor::wait() {
-  int first_failure = 0;
-  // VMs launched while we wait (clones) are appended: walk by index.
-  for (size_t i = 0;; ++i) {
-    Vm* vm = nullptr;
+  for (;;) {
+    Launched ended;
     {
-      std::lock_guard lock(mutex_);
-      if (i >= vms_.size()) break;
-      vm = vms_[i].get();
+      std::unique_lock lock(mutex_);
+      vm_ended_.wait(lock, [this] { return !ended_.empty() || running_.empty(); });
+      if (ended_.empty()) break;  // nothing runs, so nothing can launch
+      const auto found = running_.find(ended_.front());
+      ended_.pop_front();
+      ended = std::move(found->second);
+      running_.erase(found);
     }
-    if (vm == nullptr) continue;  // an earlier wait() took it
-    vm->join();
-    const int status = vm->status();
-    spdlog::info("{} ended with status {}", vm->name(), status);
-    if (const kvm::KvmMachine* machine = vm->kvm_machine()) {
-      const kvm::GuestRamCounters ram = machine->ram().counters();
-      spdlog::info(
-          "{}: {} host mapping(s) of guest RAM; {} run(s) of {} page(s) realized, {} "
-          "COW copies put in place, {} pages unprotected in place, {} RAM access(es) completed "
-          "for KVM as MMIO",
-          vm->name(), machine->ram().mappings(), ram.runs_mapped, ram.pages_realized, ram.remaps,
-          ram.unprotects, ram.mmio_completions);
-    }
-    if (status != 0 && first_failure == 0) first_failure = status;
-    MemoryChecksum checksum{vm->name(), 0};
-    if (record_checksums_) checksum.checksum = memory_checksum(vm->space());
-    // Its memory goes back to the pool now, not when every VM has ended.
-    std::lock_guard lock(mutex_);
-    if (record_checksums_) checksums_.push_back(std::move(checksum));
-    vms_[i].reset();
+    finish(std::move(ended));
   }
-  return first_failure;
+  std::lock_guard lock(mutex_);
+  return first_failure_ ? exit_status_for(first_failure_->status) : 0;
+}
+
+void Monitor::finish(Launched launched) {
+  Vm& vm = *launched.vm;
+  vm.join();  // its threads are leaving; the console's last line is printed
+  const uint32_t status = vm.status();
+  spdlog::info("{} ended with status {}", vm.name(), status);
+  if (const kvm::KvmMachine* machine = vm.kvm_machine()) {
+    const kvm::GuestRamCounters ram = machine->ram().counters();
+    spdlog::info(
+        "{}: {} host mapping(s) of guest RAM; {} run(s) of {} page(s) realized, {} "
+        "COW copies put in place, {} pages unprotected in place, {} RAM access(es) completed "
+        "for KVM as MMIO",
+        vm.name(), machine->ram().mappings(), ram.runs_mapped, ram.pages_realized, ram.remaps,
+        ram.unprotects, ram.mmio_completions);
+  }
+  std::optional<Checksum> checksum;
+  if (record_checksums_) {
+    checksum = Checksum{launched.order, {vm.name(), memory_checksum(vm.space())}};
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (checksum) checksums_.push_back(std::move(*checksum));
+    if (status != 0) {
+      ++failures_;
+      if (!first_failure_ || launched.order < first_failure_->order) {
+        first_failure_ = Failure{launched.order, vm.name(), status};
+      }
+    }
+  }
+  // Its threads, descriptors and memory go back now, not when the VMs
+  // launched before it have ended.
+  launched.vm.reset();
+}
+
+void Monitor::stop_all(uint32_t status) {
+  std::lock_guard lock(mutex_);
+  if (stop_status_) return;
+  stop_status_ = status;
+  // Under our lock, so none is destroyed meanwhile (wait() takes a VM out
+  // of running_ under it first). Vm::stop takes only the VM's own lock.
+  for (auto& [vm, launched] : running_)
+    launched.vm->stop(status);
+}
+
+Monitor::Tally Monitor::tally() const {
+  std::lock_guard lock(mutex_);
+  return {launches_, failures_};
+}
+
+std::optional<Monitor::Failure> Monitor::first_failure() const {
+  std::lock_guard lock(mutex_);
+  return first_failure_;
 }
 
 void Monitor::report_vm_error(const std::string& message) {

@@ -1,12 +1,27 @@
 // The monitor: the guest memory every VM allocates from, and the VMs that
 // run in it, originals and the clones they fork. It waits until every VM
 // has ended and reports their statuses.
+//
+// A VM is destroyed as soon as it ends, whatever VMs launched before it
+// still run: wait() joins its threads, closes its descriptors (kvm) and
+// drops its address space, whose frames go back to the pool through
+// reclamation. What the monitor reports of a VM (status, memory checksum,
+// fork latency) is recorded then.
+//
+// Limits: at most kMaxVcpus vCPUs at once across every VM (each running
+// vCPU is a thread, and each holds a reclamation slot). A fork whose clones
+// would go past it is refused (RAX = -1 in the forker, a warning naming
+// the limit); so is one whose threads the host will not create.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "guestmm/guest_memory.h"
@@ -25,8 +40,16 @@ struct ForkLatency {
   uint64_t ns = 0;  // from the fork request to the clone's first instruction
 };
 
+// The process exit status for a VM's status: 0 and 1..255 as they are; any
+// other value (256, 0x80000000, ...) 255, since an exit status keeps only
+// the low 8 bits and 256 must not read as success.
+int exit_status_for(uint32_t vm_status);
+
 class Monitor {
  public:
+  // vCPUs of every VM at once, the reclaimer's vCPU slots.
+  static constexpr uint64_t kMaxVcpus = Reclaimer::kMaxParticipants;
+
   // `pool_bytes`: the frame pool every VM and clone shares. kOnDemand suits
   // benchmarks that map far more guest RAM than they ever write.
   static Result<std::unique_ptr<Monitor>> create(uint64_t pool_bytes,
@@ -44,13 +67,44 @@ class Monitor {
   // In launch order; filled by wait().
   std::vector<MemoryChecksum> memory_checksums() const;
 
-  // Starts `vm`; the monitor owns it from now on. Any thread.
-  void launch(std::unique_ptr<Vm> vm);
-  // Waits until every VM, clones included, has ended. Returns 0 when every
-  // one ended with status 0, else the first non-zero status.
+  // Creates `vm`'s threads (unless Vm::spawn did) and starts it; the
+  // monitor owns it from now on. Fails, the VM gone, when the host refuses
+  // a thread. Any thread.
+  Result<void> launch(std::unique_ptr<Vm> vm);
+  // Destroys each VM as it ends, until every VM, clones included, has
+  // ended. Returns 0 when every one ended with status 0, else
+  // exit_status_for() the first non-zero status in launch order.
   int wait();
 
+  // Ends every VM with `status`, and every VM launched from now on; forks
+  // are refused. Any thread (a signal's).
+  void stop_all(uint32_t status);
+
+  // VMs launched, and of those, how many ended with a non-zero status.
+  struct Tally {
+    uint64_t launched = 0;
+    uint64_t failed = 0;
+  };
+  Tally tally() const;
+  // The VM whose status wait() turns into the exit status: the first in
+  // launch order that ended with a non-zero one.
+  struct Failure {
+    uint64_t order = 0;
+    std::string vm;
+    uint32_t status = 0;
+  };
+  std::optional<Failure> first_failure() const;
+
   // --- Called by VMs. ---
+  // Whether `vcpus` more vCPUs would fit the limit now; an error naming the
+  // limit (or the stop) otherwise.
+  Result<void> check_vcpus(uint64_t vcpus) const;
+  // Takes room for `vcpus` vCPUs (the same check), given back by
+  // release_vcpus when they are gone.
+  Result<void> reserve_vcpus(uint64_t vcpus);
+  void release_vcpus(uint64_t vcpus);
+  // The VM's last vCPU thread has stopped: wait() destroys it.
+  void vm_ended(Vm& vm);
   void report_vm_error(const std::string& message);
   void record_fork_latency(const std::string& clone, uint64_t ns);
   std::vector<ForkLatency> fork_latencies() const;
@@ -58,13 +112,32 @@ class Monitor {
  private:
   explicit Monitor(std::unique_ptr<GuestMemory> memory) : memory_(std::move(memory)) {}
 
+  struct Launched {
+    uint64_t order = 0;  // launch order, from 0
+    std::unique_ptr<Vm> vm;
+  };
+  struct Checksum {
+    uint64_t order = 0;
+    MemoryChecksum checksum;
+  };
+  Result<void> check_vcpus_locked(uint64_t vcpus) const;
+  // Joins and destroys an ended VM, recording what is reported of it.
+  void finish(Launched launched);
+
   std::unique_ptr<GuestMemory> memory_;
   bool record_checksums_ = false;  // set before the first launch
   mutable std::mutex mutex_;
-  std::unique_ptr<kvm::KvmHost> kvm_;        // guarded by mutex_ until opened; outlives the VMs
-  std::vector<MemoryChecksum> checksums_;    // guarded by mutex_
-  std::vector<std::unique_ptr<Vm>> vms_;     // guarded by mutex_, in launch order
-  std::vector<ForkLatency> fork_latencies_;  // guarded by mutex_
+  std::condition_variable vm_ended_;   // with mutex_
+  std::unique_ptr<kvm::KvmHost> kvm_;  // guarded by mutex_ until opened; outlives the VMs
+  std::unordered_map<const Vm*, Launched> running_;  // guarded by mutex_: launched, not destroyed
+  std::deque<Vm*> ended_;                            // guarded by mutex_: of those, ended
+  uint64_t launches_ = 0;                            // guarded by mutex_
+  uint64_t vcpus_reserved_ = 0;                      // guarded by mutex_
+  std::optional<uint32_t> stop_status_;              // guarded by mutex_: set by stop_all
+  std::optional<Failure> first_failure_;             // guarded by mutex_: so far
+  uint64_t failures_ = 0;                            // guarded by mutex_
+  std::vector<Checksum> checksums_;                  // guarded by mutex_
+  std::vector<ForkLatency> fork_latencies_;          // guarded by mutex_
 };
 
 }  // namespace vmfork

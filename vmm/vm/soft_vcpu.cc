@@ -95,9 +95,12 @@ void SoftVcpu::end_exclusive() {
 }
 
 void SoftVcpu::run() {
-  memory_->resume();
+  // Waits for the VM to start, still parked (in nobody's way); a VM
+  // abandoned before it started ends here, before any guest instruction.
   vm_.note_first_instruction();
+  if (!vm_.ending()) memory_->resume();
   for (;;) {
+    if (vm_.ending()) break;
     if (fork_request_) {
       if (!vm_.serve_fork_request(*this, fork_request_)) break;
       continue;

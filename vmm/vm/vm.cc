@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <string_view>
+#include <system_error>
+
 #include "guestmm/snapshot.h"
 #include "vmm/boot/boot_info.h"
 #include "vmm/clock.h"
@@ -17,8 +20,11 @@ Result<std::unique_ptr<Vm>> Vm::create(Monitor& monitor, Engine engine, std::str
                                        const GuestLayout& layout,
                                        const std::vector<VcpuSnapshot>& vcpus,
                                        std::optional<uint64_t> fork_request_ns) {
+  // Within the monitor's limit, or refused before anything is made.
+  if (Result<void> room = monitor.reserve_vcpus(vcpus.size()); !room) return room.error();
   std::unique_ptr<Vm> vm(
       new Vm(monitor, engine, std::move(name), std::move(space), layout, fork_request_ns));
+  vm->reserved_vcpus_ = vcpus.size();
   if (Result<void> created = vm->create_vcpus(vcpus); !created) return created.error();
   return vm;
 }
@@ -28,7 +34,7 @@ Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
     Result<kvm::KvmHost*> host = monitor_.kvm_host();
     if (!host) return host.error();
     Result<std::unique_ptr<kvm::KvmMachine>> machine = kvm::KvmMachine::create(
-        **host, *space_,
+        **host, *space_, static_cast<uint32_t>(vcpus.size()),
         [this](const Error& error, pid_t thread_id) { memory_failed(error, thread_id); });
     if (!machine) return machine.error();
     kvm_ = std::move(*machine);
@@ -43,7 +49,10 @@ Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
       if (!made) return made.error();
       vcpus_.push_back(std::move(*made));
     }
-    if (!vcpus[i].halted) pause_.add_running();
+    if (!vcpus[i].halted) {
+      std::lock_guard lock(mutex_);
+      pause_.add_running();
+    }
   }
   return Ok{};
 }
@@ -59,24 +68,55 @@ Vm::Vm(Monitor& monitor, Engine engine, std::string name, std::unique_ptr<Addres
       console_(name_) {}
 
 Vm::~Vm() {
+  // A VM never started (a refused fork's clone) lets its threads go.
+  abandon();
   join();
-  // vCPUs leave the address space's shootdown domain (soft) or the VM
-  // (kvm) before the memory goes.
+  // vCPUs leave the address space's shootdown domain (soft), their
+  // reclamation slots, and the VM (kvm) before the memory goes.
   vcpus_.clear();
   kvm_.reset();
+  monitor_.release_vcpus(reserved_vcpus_);
+}
+
+Result<void> Vm::spawn() {
+  spawned_ = true;
+  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_) {
+    try {
+      vcpu->start();
+    } catch (const std::system_error& error) {
+      // The host's thread limit (RLIMIT_NPROC, pids cgroup) or memory.
+      abandon();
+      return make_error(ErrorCode::kSystem,
+                        fmt::format("{}: cannot create the thread of vCPU {}: {}", name_,
+                                    vcpu->index(), error.code().message()));
+    }
+  }
+  return Ok{};
 }
 
 void Vm::start() {
-  const bool any_running = pause_.running() > 0;
-  if (!any_running) {
-    {
-      std::lock_guard lock(mutex_);
-      status_ = 0;  // a clone of a VM whose vCPUs had all halted
+  bool tell_monitor = false;
+  {
+    std::lock_guard lock(mutex_);
+    started_ = true;
+    launched_ = true;
+    if (pause_.running() == 0) {
+      // A clone of a VM whose vCPUs had all halted: ended already.
+      if (!status_) status_ = 0;
+      pause_.end();
+      tell_monitor = true;
     }
-    pause_.end();
+    changed_.notify_all();
   }
-  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_)
-    vcpu->start();
+  if (tell_monitor) monitor_.vm_ended(*this);
+}
+
+void Vm::abandon() {
+  std::lock_guard lock(mutex_);
+  if (started_) return;
+  if (!status_) status_ = kVmErrorStatus;
+  pause_.end();
+  changed_.notify_all();
 }
 
 void Vm::join() {
@@ -85,17 +125,18 @@ void Vm::join() {
   console_.flush();
 }
 
-int Vm::status() const {
+uint32_t Vm::status() const {
   std::lock_guard lock(mutex_);
   return status_.value_or(kVmErrorStatus);
 }
 
-void Vm::end(int status) {
+void Vm::end(uint32_t status) {
   {
     std::lock_guard lock(mutex_);
     if (!status_) status_ = status;
+    pause_.end();
+    changed_.notify_all();
   }
-  pause_.end();
   kick_all(nullptr);
 }
 
@@ -105,14 +146,45 @@ void Vm::kick_all(const Vcpu* except) {
   }
 }
 
+namespace {
+
+// The devices' ports (DESIGN section 8): each takes `out` of one width only.
+struct DevicePort {
+  uint16_t port;
+  uint8_t size;
+  std::string_view name;
+};
+constexpr DevicePort kDevicePorts[] = {
+    {port::kConsole, 1, "console"}, {port::kExit, 4, "exit"}, {port::kFork, 4, "fork"}};
+
+const DevicePort* device_port(uint16_t port) {
+  for (const DevicePort& device : kDevicePorts) {
+    if (device.port == port) return &device;
+  }
+  return nullptr;
+}
+
+std::string_view out_mnemonic(uint8_t size) {
+  return size == 1 ? "outb" : size == 2 ? "outw" : "outl";
+}
+
+}  // namespace
+
 Result<soft::PortAction> Vm::port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value) {
   if (port == port::kConsole && size == 1) {
     console_.put(static_cast<char>(value & 0xff));
     return soft::PortAction::kContinue;
   }
   if (port == port::kExit && size == 4) {
-    end(static_cast<int>(value));
+    end(value);
     return soft::PortAction::kStop;
+  }
+  if (const DevicePort* device = device_port(port)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("out of {} byte(s) to the {} port {:#x} by vCPU {}: it takes "
+                                  "{} byte(s) ({})",
+                                  size, device->name, port, vcpu.index(), device->size,
+                                  out_mnemonic(device->size)));
   }
   return make_error(
       ErrorCode::kInvalidArgument,
@@ -120,6 +192,13 @@ Result<soft::PortAction> Vm::port_out(Vcpu& vcpu, uint16_t port, uint8_t size, u
 }
 
 Result<uint32_t> Vm::port_in(Vcpu& vcpu, uint16_t port, uint8_t size) {
+  if (const DevicePort* device = device_port(port)) {
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("in of {} byte(s) from the {} port {:#x} by vCPU {}: it is "
+                    "written only ({})",
+                    size, device->name, port, vcpu.index(), out_mnemonic(device->size)));
+  }
   return make_error(
       ErrorCode::kInvalidArgument,
       fmt::format("in of {} byte(s) from unknown port {:#x} by vCPU {}", size, port, vcpu.index()));
@@ -176,6 +255,15 @@ bool Vm::begin_exclusive(Vcpu& vcpu) {
 uint64_t Vm::build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t requested_ns) {
   constexpr uint64_t kFailed = ~uint64_t{0};
   if (clones == 0) return 0;
+  // Refused up front, before anything is built, when the clones' vCPUs
+  // would not fit the monitor's limit (or it is stopping). Each clone still
+  // reserves its own vCPUs as it is built, in case other forks took the
+  // room meanwhile.
+  if (Result<void> room = monitor_.check_vcpus(uint64_t{clones} * vcpus_.size()); !room) {
+    spdlog::warn("{}: fork of {} clone(s) of {} vCPU(s) refused: {}", name_, clones, vcpus_.size(),
+                 room.error().message);
+    return kFailed;
+  }
   std::vector<VcpuSnapshot> states;
   for (const std::unique_ptr<Vcpu>& vcpu : vcpus_) {
     // The forker's request is the one being served: its copy stands after
@@ -213,14 +301,20 @@ uint64_t Vm::build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t r
       }
     }
   }
+  const uint32_t names_before = clones_made_;
   Result<std::vector<std::unique_ptr<Vm>>> built =
       build_clones(*snapshot, states, forker.index(), clones, requested_ns);
   if (!built) {
-    spdlog::warn("{}: fork refused: {}", name_, built.error().message);
+    clones_made_ = names_before;  // no clone of this fork ran: the names are free again
+    spdlog::warn("{}: fork of {} clone(s) refused: {}", name_, clones, built.error().message);
     return kFailed;
   }
-  for (std::unique_ptr<Vm>& clone : *built)
-    monitor_.launch(std::move(clone));
+  for (std::unique_ptr<Vm>& clone : *built) {
+    // Spawned already: the launch cannot fail.
+    if (Result<void> launched = monitor_.launch(std::move(clone)); !launched) {
+      spdlog::error("{}: {}", name_, launched.error().message);
+    }
+  }
   return 0;
 }
 
@@ -228,7 +322,8 @@ Result<std::vector<std::unique_ptr<Vm>>> Vm::build_clones(const MemorySnapshot& 
                                                           std::vector<VcpuSnapshot>& states,
                                                           uint32_t forker, uint32_t clones,
                                                           uint64_t requested_ns) {
-  // Every clone is built before any starts: on an error none does.
+  // Every clone is built, its threads made, before any starts: on an error
+  // none does (the built ones are abandoned and destroyed).
   std::vector<std::unique_ptr<Vm>> built;
   for (uint32_t k = 1; k <= clones; ++k) {
     Result<std::unique_ptr<AddressSpace>> space = snapshot.spawn(next_clone_name());
@@ -239,6 +334,7 @@ Result<std::vector<std::unique_ptr<Vm>>> Vm::build_clones(const MemorySnapshot& 
     Result<std::unique_ptr<Vm>> clone =
         Vm::create(monitor_, engine_, name, std::move(*space), layout_, states, requested_ns);
     if (!clone) return clone.error();
+    if (Result<void> spawned = (*clone)->spawn(); !spawned) return spawned.error();
     built.push_back(std::move(*clone));
   }
   return built;
@@ -248,13 +344,25 @@ std::string Vm::next_clone_name() {
   return fmt::format("{}.{}", name_, ++clones_made_);
 }
 
+bool Vm::one_fewer_running_locked() {
+  const uint32_t running = pause_.stopped();
+  changed_.notify_all();
+  return running == 0 && launched_;
+}
+
 void Vm::vcpu_halted(Vcpu& /*vcpu*/) {
-  if (pause_.stopped() != 0) return;
+  bool tell_monitor = false;
   {
     std::lock_guard lock(mutex_);
-    if (!status_) status_ = 0;  // every vCPU halted
+    if (pause_.running() == 1) {
+      if (!status_) status_ = 0;  // every vCPU halted
+      pause_.end();
+    }
+    tell_monitor = one_fewer_running_locked();
   }
-  pause_.end();
+  // Without our lock: the monitor may destroy us once told (after joining
+  // this thread).
+  if (tell_monitor) monitor_.vm_ended(*this);
 }
 
 void Vm::vcpu_failed(Vcpu& vcpu, const std::string& cause) {
@@ -264,10 +372,20 @@ void Vm::vcpu_failed(Vcpu& vcpu, const std::string& cause) {
 }
 
 void Vm::vcpu_exited() {
-  pause_.stopped();
+  bool tell_monitor = false;
+  {
+    std::lock_guard lock(mutex_);
+    tell_monitor = one_fewer_running_locked();
+  }
+  if (tell_monitor) monitor_.vm_ended(*this);
 }
 
 void Vm::note_first_instruction() {
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return started_ || ending(); });
+  }
+  if (ending()) return;
   if (!fork_request_ns_ || first_instruction_seen_.exchange(true)) return;
   monitor_.record_fork_latency(name_, now_ns() - *fork_request_ns_);
 }

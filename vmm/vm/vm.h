@@ -1,13 +1,21 @@
 // One virtual machine: its address space, its vCPUs (a thread each), its
 // devices (console 0x3F8, exit 0xF4, fork 0x510; DESIGN section 8), and the
 // pause that stops every vCPU at an instruction boundary, for a fork or for
-// one vCPU's exclusive section.
+// one vCPU's exclusive section (VcpuPause).
 //
 // A VM that misbehaves ends alone: the error names the VM, the vCPU, the
 // RIP and the cause, and the VM's status is kVmErrorStatus.
+//
+// Life: create() makes the vCPUs, spawn() their threads, which wait until
+// start() (Monitor::launch) lets them run; so a fork can build every clone,
+// threads included, before any starts, and give up on all of them (a VM
+// never started is abandoned: its threads leave before any guest
+// instruction). When its last vCPU thread stops, a started VM tells the
+// monitor, which destroys it.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,7 +37,7 @@ namespace vmfork {
 class Monitor;
 class MemorySnapshot;
 
-inline constexpr int kVmErrorStatus = 1;
+inline constexpr uint32_t kVmErrorStatus = 1;
 
 namespace port {
 inline constexpr uint16_t kConsole = 0x3F8;
@@ -51,13 +59,22 @@ class Vm {
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
 
+  // Creates the vCPU threads, which wait for start(). On failure (the host
+  // refused a thread) the VM is abandoned. Once only.
+  Result<void> spawn();
+  bool spawned() const { return spawned_; }
+  // Lets the threads run; the monitor has taken the VM (it is told when the
+  // VM ends). Once, after spawn().
   void start();
+  // Ends the VM with `status` (a signal stopping the monitor).
+  void stop(uint32_t status) { end(status); }
   // Waits for every vCPU thread; then the VM has ended.
   void join();
   const std::string& name() const { return name_; }
-  // The exit status once ended: the guest's, 0 when every vCPU halted, or
-  // kVmErrorStatus.
-  int status() const;
+  // The exit status once ended: the guest's (any 32-bit value), 0 when every
+  // vCPU halted, or kVmErrorStatus.
+  uint32_t status() const;
+  uint32_t vcpu_count() const { return static_cast<uint32_t>(vcpus_.size()); }
 
   // --- Called by the VM's vCPU threads. ---
   AddressSpace& space() { return *space_; }
@@ -87,6 +104,9 @@ class Vm {
   void vcpu_failed(Vcpu& vcpu, const std::string& cause);
   // The vCPU's thread is about to return (the VM ends).
   void vcpu_exited();
+  // The vCPU's thread is about to run its first guest instruction: blocks
+  // until the VM is started, then records the fork latency (a clone). The
+  // VM may have ended instead (abandoned): the thread must check ending().
   void note_first_instruction();
 
   // --- Called by the kvm engine's fault service. ---
@@ -102,15 +122,22 @@ class Vm {
   Vm(Monitor& monitor, Engine engine, std::string name, std::unique_ptr<AddressSpace> space,
      const GuestLayout& layout, std::optional<uint64_t> fork_request_ns);
   Result<void> create_vcpus(const std::vector<VcpuSnapshot>& vcpus);
-  void end(int status);
+  void end(uint32_t status);
+  // Never started and never will be: threads already made leave at once.
+  void abandon();
+  // One fewer running vCPU. True when it was the last one and the monitor
+  // must be told (it took the VM); tell it with mutex_ released.
+  bool one_fewer_running_locked();
   void kick_all(const Vcpu* except);
-  // VcpuPause::pause_others, with the other vCPUs kicked to their boundary.
+  // VcpuPause's try_take and wait_until_others_parked, with the other vCPUs
+  // kicked to their boundary in between.
   bool pause_others(Vcpu& pauser);
   // Performs `vcpu`'s fork request (it stopped right after its `out`).
   // False: another vCPU is pausing the VM; park, then try again.
   bool try_fork(Vcpu& vcpu, uint32_t clones);
   // Builds the clones of a fork; the caller stopped every vCPU. RAX for the
-  // forking vCPU: 0, or -1 when no clone could start.
+  // forking vCPU: 0, or -1 when no clone could start (refused: a warning
+  // names the reason).
   uint64_t build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t requested_ns);
   // The clones of `snapshot`; none when one cannot be built.
   Result<std::vector<std::unique_ptr<Vm>>> build_clones(const MemorySnapshot& snapshot,
@@ -120,6 +147,7 @@ class Vm {
   std::string next_clone_name();
 
   Monitor& monitor_;
+  uint64_t reserved_vcpus_ = 0;  // of the monitor's vCPU limit, given back by ~Vm
   const Engine engine_;
   const std::string name_;
   std::unique_ptr<AddressSpace> space_;
@@ -130,10 +158,18 @@ class Vm {
   Console console_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;  // fixed once created
 
-  VcpuPause pause_;  // also counts the vCPUs that run, and knows the VM ends
+  // The pause; it also counts the vCPUs that run and knows the VM ends. Its
+  // count and its end change only under mutex_ (taken first, then the
+  // pause's own lock), so that they change together with started_,
+  // launched_ and status_; changed_ is notified with them.
+  VcpuPause pause_;
   mutable std::mutex mutex_;
-  std::optional<int> status_;  // guarded by mutex_
-  uint32_t clones_made_ = 0;   // guarded by the pause (only the pauser forks)
+  std::condition_variable changed_;
+  std::optional<uint32_t> status_;  // guarded by mutex_
+  bool spawned_ = false;            // the creating thread's, until start()
+  bool started_ = false;            // guarded by mutex_: threads may run guest code
+  bool launched_ = false;           // guarded by mutex_: the monitor took the VM
+  uint32_t clones_made_ = 0;        // guarded by the pause (only the pauser forks)
 };
 
 }  // namespace vmfork
