@@ -18,6 +18,10 @@
 // access across a page (a pause each time) could take the pause again before
 // a parked vCPU woke, forever, while the spinner waits for the parked one to
 // release a lock.
+//
+// Locking: its own mutex is the innermost lock. Callers may hold theirs
+// (Vm holds its mutex_ when it counts vCPUs or ends the VM); the pause never
+// calls out, nor waits, while it holds its own.
 #pragma once
 
 #include <atomic>
