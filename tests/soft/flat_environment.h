@@ -63,6 +63,15 @@ class FlatEnvironment : public CpuEnvironment {
     if (stop_at_check != 0 && checks >= stop_at_check) return true;
     return false;
   }
+  // One vCPU: an exclusive section is granted unless `refuse_exclusive` (tests of several
+  // threads override these).
+  Exclusive begin_exclusive() override {
+    ++exclusive_requests;
+    if (refuse_exclusive) return Exclusive::kRetry;
+    ++exclusive_sections;
+    return Exclusive::kGranted;
+  }
+  void end_exclusive() override { ++exclusive_ends; }
   uint64_t flush_generation() const override { return generation; }
 
   struct PortAccess {
@@ -77,6 +86,10 @@ class FlatEnvironment : public CpuEnvironment {
   uint64_t stop_at_check = 0;  // 0: never stop
   uint64_t generation = 0;
   uint64_t translations = 0;
+  uint64_t exclusive_requests = 0;
+  uint64_t exclusive_sections = 0;  // granted
+  uint64_t exclusive_ends = 0;
+  bool refuse_exclusive = false;
   uint64_t read_only_begin = 0;
   uint64_t read_only_end = 0;
 

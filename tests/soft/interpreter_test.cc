@@ -156,12 +156,126 @@ TEST_F(InterpreterTest, InstructionSpanningTwoPagesIsFetchedFromBoth) {
   EXPECT_EQ(state.reg(Gpr::kRax), 42u);
 }
 
-TEST_F(InterpreterTest, LockedAccessAcrossAPageIsRefusedClearly) {
-  load({0xf0, 0x48, 0x01, 0x03});  // lock add [rbx], rax
-  state.reg(Gpr::kRbx) = kData + 4096 - 4;
+// lock add [rbx], rax; hlt
+const std::vector<uint8_t> kLockAdd = {0xf0, 0x48, 0x01, 0x03, 0xf4};
+
+TEST_F(InterpreterTest, AlignedLockedAddIsOneHostAtomicWithNoExclusiveSection) {
+  load(kLockAdd);
+  state.reg(Gpr::kRbx) = kData + 64;
+  state.reg(Gpr::kRax) = 5;
+  EXPECT_EQ(run().reason, ExitReason::kHalted);
+  uint64_t v = 0;
+  env.load(kData + 64, &v, 8);
+  EXPECT_EQ(v, 5u);
+  EXPECT_EQ(env.exclusive_requests, 0u);
+}
+
+TEST_F(InterpreterTest, MisalignedLockedOpWithinOneHostWordNeedsNoExclusiveSection) {
+  load({0xf0, 0x66, 0x01, 0x03, 0xf4});  // lock add [rbx], ax; hlt
+  const uint64_t at = kData + 64 + 5;    // bytes 5 and 6 of an aligned word
+  const uint64_t neighbours = 0x1122334455667788;
+  env.store(kData + 64, &neighbours, 8);
+  state.reg(Gpr::kRbx) = at;
+  state.reg(Gpr::kRax) = 0x0101;
+  EXPECT_EQ(run().reason, ExitReason::kHalted);
+  uint64_t v = 0;
+  env.load(kData + 64, &v, 8);
+  EXPECT_EQ(v, 0x1123344455667788u);  // 0x3344 + 0x0101 at bytes 5..6, the rest untouched
+  EXPECT_EQ(env.exclusive_requests, 0u);
+}
+
+TEST_F(InterpreterTest, LockedAddAcrossACacheLineRunsInAnExclusiveSection) {
+  load(kLockAdd);
+  const uint64_t at = kData + 64 - 4;
+  const uint64_t start = 0x00000001ffffffff;
+  env.store(at, &start, 8);
+  state.reg(Gpr::kRbx) = at;
+  state.reg(Gpr::kRax) = 1;
+  EXPECT_EQ(run().reason, ExitReason::kHalted);
+  uint64_t v = 0;
+  env.load(at, &v, 8);
+  EXPECT_EQ(v, 0x0000000200000000u);  // the carry crossed the line
+  EXPECT_EQ(env.exclusive_sections, 1u);
+  EXPECT_EQ(env.exclusive_ends, 1u);
+}
+
+// FlatEnvironment stores pages in reverse order: an operand not split at the page boundary would
+// read and write the wrong bytes.
+TEST_F(InterpreterTest, LockedAddAcrossAPageRunsInAnExclusiveSection) {
+  load(kLockAdd);
+  const uint64_t at = kData + 4096 - 3;
+  const uint64_t start = 0x0102030405ffffff;
+  env.store(at, &start, 8);
+  state.reg(Gpr::kRbx) = at;
+  state.reg(Gpr::kRax) = 1;
   const RunExit e = run();
-  EXPECT_EQ(e.reason, ExitReason::kUnsupported);
-  EXPECT_NE(e.message.find("crosses a page"), std::string::npos) << e.message;
+  EXPECT_EQ(e.reason, ExitReason::kHalted) << e.message;
+  uint64_t v = 0;
+  env.load(at, &v, 8);
+  EXPECT_EQ(v, 0x0102030406000000u);
+  EXPECT_EQ(env.exclusive_sections, 1u);
+  EXPECT_EQ(env.exclusive_ends, 1u);
+}
+
+TEST_F(InterpreterTest, XchgAndCmpxchgAcrossAPageSwapBothHalves) {
+  // xchg [rbx], rax; lock cmpxchg [rbx], rcx (rax holds the old value: equal); hlt
+  load({0x48, 0x87, 0x03, 0xf0, 0x48, 0x0f, 0xb1, 0x0b, 0xf4});
+  const uint64_t at = kData + 2 * 4096 - 2;
+  const uint64_t start = 0x1111111111111111;
+  env.store(at, &start, 8);
+  state.reg(Gpr::kRbx) = at;
+  state.reg(Gpr::kRax) = 0x2222222222222222;
+  state.reg(Gpr::kRcx) = 0x3333333333333333;
+  const RunExit e = run();
+  EXPECT_EQ(e.reason, ExitReason::kHalted) << e.message;
+  // xchg: rax = 0x1111...; memory = 0x2222... Then cmpxchg compares rax with 0x2222...: unequal,
+  // so rax = 0x2222... and memory keeps its value.
+  uint64_t v = 0;
+  env.load(at, &v, 8);
+  EXPECT_EQ(v, 0x2222222222222222u);
+  EXPECT_EQ(state.reg(Gpr::kRax), 0x2222222222222222u);
+  EXPECT_EQ(state.rflags & 0x40, 0u);  // ZF clear: unequal
+  EXPECT_EQ(env.exclusive_sections, 2u);
+}
+
+TEST_F(InterpreterTest, RefusedExclusiveSectionStopsBeforeTheInstructionWithNothingChanged) {
+  load({0x90, 0xf0, 0x48, 0x0f, 0xc1, 0x03, 0xf4});  // nop; lock xadd [rbx], rax; hlt
+  const uint64_t at = kData + 4096 - 4;
+  state.reg(Gpr::kRbx) = at;
+  state.reg(Gpr::kRax) = 9;
+  const uint64_t flags = state.rflags;
+  env.refuse_exclusive = true;
+  const RunExit e = run();
+  EXPECT_EQ(e.reason, ExitReason::kStopped);
+  EXPECT_EQ(e.instructions, 1u);
+  EXPECT_EQ(state.rip, kCode + 1);
+  EXPECT_EQ(state.reg(Gpr::kRax), 9u);
+  EXPECT_EQ(state.rflags, flags);
+  uint64_t v = 1;
+  env.load(at, &v, 8);
+  EXPECT_EQ(v, 0u);
+  // Granted on the next run: the instruction runs then.
+  env.refuse_exclusive = false;
+  EXPECT_EQ(run().reason, ExitReason::kHalted);
+  env.load(at, &v, 8);
+  EXPECT_EQ(v, 9u);
+  EXPECT_EQ(state.reg(Gpr::kRax), 0u);
+}
+
+TEST_F(InterpreterTest, LockedWriteFaultAcrossAPageEndsTheSectionAndChangesNothing) {
+  load(kLockAdd);
+  const uint64_t at = kData + 4096 - 4;
+  state.reg(Gpr::kRbx) = at;
+  state.reg(Gpr::kRax) = 1;
+  env.read_only_begin = kData + 4096;
+  env.read_only_end = kData + 8192;
+  EXPECT_EQ(run().reason, ExitReason::kMemoryFault);
+  EXPECT_EQ(state.rip, kCode);
+  EXPECT_EQ(env.exclusive_sections, 1u);
+  EXPECT_EQ(env.exclusive_ends, 1u);
+  uint64_t v = 1;
+  env.load(at, &v, 8);
+  EXPECT_EQ(v, 0u);
 }
 
 TEST_F(InterpreterTest, CpuidReportsTheFixedLeaves) {

@@ -17,6 +17,14 @@ enum class PortAction : uint8_t {
   kStop,      // stop after this instruction (RunExit kStopped, RIP past the `out`)
 };
 
+// The answer to a request for an exclusive section.
+enum class Exclusive : uint8_t {
+  kGranted,  // every other vCPU of the VM is stopped at an instruction boundary until
+             // end_exclusive()
+  kRetry,    // another vCPU is pausing the VM, or the VM ends: stop before this instruction
+             // (RunExit kStopped, RIP at it, nothing changed) and run it again afterwards
+};
+
 class CpuEnvironment {
  public:
   virtual ~CpuEnvironment() = default;
@@ -36,6 +44,17 @@ class CpuEnvironment {
   // vCPU must stop now (a pause request); the state is then at an instruction boundary.
   // Every pointer translate() returned before this call is invalid after it.
   virtual bool check() = 0;
+
+  // A locked read-modify-write that the host cannot perform as one atomic instruction (its
+  // operand crosses an aligned 8-byte word, so a cache line or a page) runs in an exclusive
+  // section: no other vCPU of the VM executes between its read and its write, neither locked
+  // operations nor plain loads and stores. The caller holds no translation across the request:
+  // every pointer translate() returned before it is invalid after it. Inside the section
+  // translate() works as usual (write faults run the COW protocol); end_exclusive() lets the
+  // others run again. Whatever the others did before they stopped happens before the section, and
+  // the section happens before whatever they do after it (a full barrier, as `lock` is on x86).
+  virtual Exclusive begin_exclusive() = 0;
+  virtual void end_exclusive() = 0;
 
   // Changes whenever cached translations were flushed; the interpreter then drops its
   // decoded-instruction cache (entirely).

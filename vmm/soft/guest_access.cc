@@ -62,13 +62,39 @@ Result<void> GuestAccess::write(uint64_t gpa, unsigned size, uint64_t value) {
   return Ok{};
 }
 
-Result<std::byte*> GuestAccess::locked(uint64_t gpa, unsigned size) {
-  if ((gpa & 0xfff) + size > 0x1000) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "locked access of " + std::to_string(size) +
-                          " bytes crosses a page boundary (not supported)");
+Result<OperandBytes> GuestAccess::exclusive_operand(uint64_t gpa, unsigned size) {
+  const uint64_t in_page = 0x1000 - (gpa & 0xfff);
+  const unsigned first_size = size <= in_page ? size : static_cast<unsigned>(in_page);
+  for (;;) {
+    // Nothing translated before counts: the section began after it.
+    invalidate();
+    const uint64_t flushes = env_->flush_generation();
+    Result<std::byte*> first = page(gpa, Access::kWrite);
+    if (!first) return first.error();
+    std::byte* second = nullptr;
+    if (first_size < size) {
+      Result<std::byte*> rest = page(gpa + first_size, Access::kWrite);
+      if (!rest) return rest.error();
+      second = *rest;
+    }
+    if (env_->flush_generation() == flushes) return OperandBytes{*first, second, first_size, size};
+    // A fault (our own COW break of one of the pages) flushed our translations: translate both
+    // again, which no longer faults.
   }
-  return page(gpa, Access::kWrite);
+}
+
+uint64_t OperandBytes::load() const {
+  uint64_t value = 0;
+  auto* bytes = reinterpret_cast<std::byte*>(&value);
+  copy_guest_bytes(bytes, first, first_size);
+  if (second != nullptr) copy_guest_bytes(bytes + first_size, second, size - first_size);
+  return value;
+}
+
+void OperandBytes::store(uint64_t value) const {
+  const auto* bytes = reinterpret_cast<const std::byte*>(&value);
+  copy_guest_bytes(first, bytes, first_size);
+  if (second != nullptr) copy_guest_bytes(second, bytes + first_size, size - first_size);
 }
 
 }  // namespace vmfork::soft

@@ -145,7 +145,8 @@ RunExit Interpreter::run(CpuState& state, CpuEnvironment& env, uint64_t max_inst
     }
     next_rip_ = state.rip + d->length;
     const Step step = execute(*d);
-    if (step == Step::kFault) {
+    if (step >= Step::kFault) [[unlikely]] {  // one test on the hot path for both
+      if (step == Step::kRetry) return exit(ExitReason::kStopped);  // RIP stays at the instruction
       fault_.instructions = retired;
       return std::move(fault_);
     }
@@ -162,6 +163,7 @@ RunExit Interpreter::run(CpuState& state, CpuEnvironment& env, uint64_t max_inst
       case Step::kStop:
         return exit(ExitReason::kStopped);
       case Step::kFault:
+      case Step::kRetry:
         break;
     }
   }
@@ -309,16 +311,11 @@ Interpreter::Step Interpreter::modify(const DecodedInstruction& d, const Operand
     const uint64_t result = update(get_reg(dst, size), flags);
     set_reg(dst.reg, dst.high8, size, result);
   } else if (d.lock) {
-    const uint64_t address = effective_address(dst, d);
-    Result<std::byte*> p = access_.locked(address, size);
-    if (!p) return memory_fault(p.error());
-    uint64_t old = atomic_load(*p, size);
-    for (;;) {
+    const Step step = locked_update(effective_address(dst, d), size, [&](uint64_t old) {
       flags = 0;
-      const uint64_t result = update(old, flags) & width_mask(size * 8);
-      if (atomic_cas(*p, size, old, result)) break;  // `old` is reloaded on failure
-    }
-    access_.note_write(address, size);
+      return update(old, flags);
+    });
+    if (step != Step::kNext) return step;
   } else {
     const uint64_t address = effective_address(dst, d);
     Result<uint64_t> old = access_.read(address, size);
@@ -328,6 +325,67 @@ Interpreter::Step Interpreter::modify(const DecodedInstruction& d, const Operand
     if (!written) return memory_fault(written.error());
   }
   state_->rflags = merge_flags(state_->rflags, flags, flag_mask);
+  return Step::kNext;
+}
+
+// A locked operand within one aligned 8-byte word is one host compare-exchange: of the operand
+// itself when it is naturally aligned (the fast path), else of the aligned word that holds it.
+// Guest pages are host pages, so host alignment is guest alignment. Anything wider than the word
+// it starts in crosses a cache line or a page, where a host locked instruction would be a split
+// lock (slow, and refused by hosts that detect split locks) or no single instruction at all.
+template <class Update>
+Interpreter::Step Interpreter::locked_update(uint64_t address, unsigned size, Update&& update) {
+  const uint64_t mask = width_mask(size * 8);
+  const uint64_t in_word = address & 7;
+  if (in_word + size > 8) return locked_exclusive(address, size, update);
+  Result<std::byte*> p = access_.page(address, Access::kWrite);
+  if (!p) return memory_fault(p.error());
+  if ((address & (size - 1)) == 0) {
+    uint64_t old = atomic_load(*p, size);
+    while (!atomic_cas(*p, size, old, update(old) & mask)) {
+      // `old` was reloaded
+    }
+  } else {
+    std::byte* word = *p - in_word;
+    const unsigned shift = static_cast<unsigned>(in_word * 8);
+    uint64_t old_word = atomic_load(word, 8);
+    for (;;) {
+      const uint64_t result = update((old_word >> shift) & mask) & mask;
+      const uint64_t new_word = (old_word & ~(mask << shift)) | (result << shift);
+      if (atomic_cas(word, 8, old_word, new_word)) break;
+    }
+  }
+  access_.note_write(address, size);
+  return Step::kNext;
+}
+
+// The exclusive section: every other vCPU of the VM is stopped at an instruction boundary, so none
+// reads or writes guest memory between our read and our write; then a plain read and write of
+// the pieces is atomic. Why the host pointers stay right for the whole section:
+// - exclusive_operand() breaks the COW sharing of both pages through the normal fault protocol
+//   (each may be a different frame, shared with a snapshot and its clones), so both leaves are
+//   writable when it returns. A writable leaf changes frame only through a COW fault of this VM
+//   (which never happens to a writable leaf) or a fork (which needs the pause we hold). Nobody
+//   else in the VM runs, so nobody else can change our leaves; a leaf holds a reference on its
+//   frame, so neither frame is freed.
+// - Other VMs (clones, snapshots) may share frames with us, but a shared frame is never written
+//   (they copy it first), and after the COW break ours are no longer shared. So no other
+//   address space can see or change the bytes we write.
+template <class Update>
+Interpreter::Step Interpreter::locked_exclusive(uint64_t address, unsigned size, Update& update) {
+  if (env_->begin_exclusive() == Exclusive::kRetry) return Step::kRetry;
+  Result<OperandBytes> bytes = access_.exclusive_operand(address, size);
+  if (!bytes) {
+    env_->end_exclusive();
+    return memory_fault(bytes.error());
+  }
+  const uint64_t old = bytes->load();
+#ifdef VMFORK_TESTING
+  if (exclusive_window_delay_) exclusive_window_delay_();
+#endif
+  bytes->store(update(old) & width_mask(size * 8));
+  env_->end_exclusive();
+  access_.note_write(address, size);
   return Step::kNext;
 }
 
@@ -891,10 +949,20 @@ Interpreter::Step Interpreter::exchange(const DecodedInstruction& d) {
     return Step::kNext;
   }
   const uint64_t address = effective_address(*mem, d);
-  Result<std::byte*> p = access_.locked(address, size);
-  if (!p) return memory_fault(p.error());
-  const uint64_t old = atomic_exchange(*p, size, get_reg(*reg, size));
-  access_.note_write(address, size);
+  const uint64_t value = get_reg(*reg, size);
+  uint64_t old = 0;
+  if ((address & (size - 1)) == 0) {
+    Result<std::byte*> p = access_.page(address, Access::kWrite);
+    if (!p) return memory_fault(p.error());
+    old = atomic_exchange(*p, size, value);
+    access_.note_write(address, size);
+  } else {
+    const Step step = locked_update(address, size, [&old, value](uint64_t current) {
+      old = current;
+      return value;
+    });
+    if (step != Step::kNext) return step;
+  }
   set_reg(reg->reg, reg->high8, size, old);
   return Step::kNext;
 }
@@ -912,10 +980,19 @@ Interpreter::Step Interpreter::compare_exchange(const DecodedInstruction& d) {
     if (old == expected) set_reg(dst.reg, dst.high8, size, desired);
   } else if (d.lock) {
     const uint64_t address = effective_address(dst, d);
-    Result<std::byte*> p = access_.locked(address, size);
-    if (!p) return memory_fault(p.error());
-    old = expected;
-    if (atomic_cas(*p, size, old, desired)) access_.note_write(address, size);
+    if ((address & (size - 1)) == 0) {
+      Result<std::byte*> p = access_.page(address, Access::kWrite);
+      if (!p) return memory_fault(p.error());
+      old = expected;
+      if (atomic_cas(*p, size, old, desired)) access_.note_write(address, size);
+    } else {
+      // Unequal, the processor writes back what it read; so does this.
+      const Step step = locked_update(address, size, [&old, expected, desired](uint64_t current) {
+        old = current;
+        return current == expected ? desired : current;
+      });
+      if (step != Step::kNext) return step;
+    }
   } else {
     const uint64_t address = effective_address(dst, d);
     Result<uint64_t> current = access_.read(address, size);

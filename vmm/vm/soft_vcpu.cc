@@ -74,7 +74,24 @@ Result<uint32_t> SoftVcpu::port_in(uint16_t port, uint8_t size) {
 
 bool SoftVcpu::check() {
   memory_->check();
-  return vm_.must_stop();
+  if (!vm_.must_stop(this)) return false;  // not for a pause handed to us
+  if (resumed_ && !vm_.ending()) {
+    // The first stop after a resume waits a basic block: the vCPU runs at
+    // least one between two parkings.
+    resumed_ = false;
+    return false;
+  }
+  return true;
+}
+
+soft::Exclusive SoftVcpu::begin_exclusive() {
+  // Refused: the interpreter stops before the instruction and run() parks
+  // behind the other pauser (or ends), then runs the instruction again.
+  return vm_.begin_exclusive(*this) ? soft::Exclusive::kGranted : soft::Exclusive::kRetry;
+}
+
+void SoftVcpu::end_exclusive() {
+  vm_.end_exclusive();
 }
 
 void SoftVcpu::run() {
@@ -101,7 +118,10 @@ void SoftVcpu::run() {
       return;
     }
     if (vm_.ending()) break;
-    if (!fork_request_ && vm_.must_stop() && !vm_.park_until_resumed(*this)) break;
+    if (!fork_request_ && vm_.must_stop(this)) {
+      if (!vm_.park_until_resumed(*this)) break;
+      resumed_ = true;
+    }
   }
   // Stopped for good: initiators stop waiting for this vCPU.
   memory_->park();

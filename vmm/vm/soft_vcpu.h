@@ -1,7 +1,8 @@
 // A vCPU of the soft engine: a thread running the interpreter over the
 // vCPU's own translation cache and the project's EPT. Guest memory faults
 // are served on this thread by the COW protocol (VcpuMemory); shootdowns
-// are serviced once per basic block (check()).
+// are serviced once per basic block (check()). A locked access the host
+// cannot make atomic runs in an exclusive section (Vm::begin_exclusive).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +45,8 @@ class SoftVcpu final : public Vcpu, public soft::CpuEnvironment {
   Result<soft::PortAction> port_out(uint16_t port, uint8_t size, uint32_t value) override;
   Result<uint32_t> port_in(uint16_t port, uint8_t size) override;
   bool check() override;
+  soft::Exclusive begin_exclusive() override;
+  void end_exclusive() override;
   uint64_t flush_generation() const override { return memory_->tlb().flushes(); }
 
  private:
@@ -56,6 +59,10 @@ class SoftVcpu final : public Vcpu, public soft::CpuEnvironment {
   soft::CpuState state_;  // this vCPU's thread, or anyone while it is parked
   bool halted_;
   soft::Interpreter interpreter_;
+  // Set when the vCPU resumes from a pause: the next check() that would
+  // stop for a new pause does not, so it runs at least a basic block between
+  // two parkings (VcpuPause's starvation freedom).
+  bool resumed_ = false;
   std::optional<uint32_t> fork_request_;  // set by `out` to the fork port, taken by run()
   uint64_t fork_rip_ = 0;                 // the RIP of that `out`
   std::thread thread_;

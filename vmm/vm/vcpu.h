@@ -10,6 +10,7 @@
 #include "ept/result.h"
 #include "vmm/kvm/kvm_cpu_state.h"
 #include "vmm/soft/cpu_state.h"
+#include "vmm/vm/vcpu_pause.h"
 
 namespace vmfork {
 
@@ -22,10 +23,11 @@ struct VcpuSnapshot {
 // Sets RAX in a snapshot (the fork's result in each clone).
 void set_rax(VcpuSnapshot& snapshot, uint64_t rax);
 
-class Vcpu {
+// parking() and resuming() (PauseMember): around a pause, on the vCPU's own
+// thread, it stops or resumes taking part in its address space's shootdowns
+// and reclamation.
+class Vcpu : public PauseMember {
  public:
-  virtual ~Vcpu() = default;
-
   virtual uint32_t index() const = 0;
   // Starts the thread (a halted vCPU has none).
   virtual void start() = 0;
@@ -44,11 +46,6 @@ class Vcpu {
   virtual Result<VcpuSnapshot> snapshot_past_fork() = 0;
   // The forking vCPU's RAX in the original after the fork: 0 or -1.
   virtual Result<void> set_fork_result(uint64_t rax) = 0;
-
-  // Around a pause, on the vCPU's own thread: it stops or resumes taking
-  // part in its address space's shootdowns and reclamation.
-  virtual void parking() = 0;
-  virtual void resuming() = 0;
 };
 
 }  // namespace vmfork

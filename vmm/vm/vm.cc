@@ -49,7 +49,10 @@ Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
       if (!made) return made.error();
       vcpus_.push_back(std::move(*made));
     }
-    if (!vcpus[i].halted) ++running_;
+    if (!vcpus[i].halted) {
+      std::lock_guard lock(mutex_);
+      pause_.add_running();
+    }
   }
   return Ok{};
 }
@@ -97,10 +100,10 @@ void Vm::start() {
     std::lock_guard lock(mutex_);
     started_ = true;
     launched_ = true;
-    if (running_ == 0) {
+    if (pause_.running() == 0) {
       // A clone of a VM whose vCPUs had all halted: ended already.
       if (!status_) status_ = 0;
-      ending_.store(true, std::memory_order_release);
+      pause_.end();
       tell_monitor = true;
     }
     changed_.notify_all();
@@ -112,7 +115,7 @@ void Vm::abandon() {
   std::lock_guard lock(mutex_);
   if (started_) return;
   if (!status_) status_ = kVmErrorStatus;
-  ending_.store(true, std::memory_order_release);
+  pause_.end();
   changed_.notify_all();
 }
 
@@ -131,7 +134,7 @@ void Vm::end(uint32_t status) {
   {
     std::lock_guard lock(mutex_);
     if (!status_) status_ = status;
-    ending_.store(true, std::memory_order_release);
+    pause_.end();
     changed_.notify_all();
   }
   kick_all(nullptr);
@@ -201,22 +204,6 @@ Result<uint32_t> Vm::port_in(Vcpu& vcpu, uint16_t port, uint8_t size) {
       fmt::format("in of {} byte(s) from unknown port {:#x} by vCPU {}", size, port, vcpu.index()));
 }
 
-bool Vm::park_until_resumed(Vcpu& vcpu) {
-  vcpu.parking();
-  std::unique_lock lock(mutex_);
-  ++parked_;
-  changed_.notify_all();
-  changed_.wait(lock, [this] {
-    return !pause_requested_.load(std::memory_order_acquire) ||
-           ending_.load(std::memory_order_acquire);
-  });
-  --parked_;
-  if (ending_.load(std::memory_order_acquire)) return false;
-  lock.unlock();
-  vcpu.resuming();  // flushes what was requested while parked
-  return true;
-}
-
 bool Vm::serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request) {
   if (ending()) return false;
   if (try_fork(vcpu, *request)) {
@@ -226,22 +213,18 @@ bool Vm::serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request) {
   return park_until_resumed(vcpu);
 }
 
+bool Vm::pause_others(Vcpu& pauser) {
+  if (!pause_.try_take(pauser)) return false;
+  kick_all(&pauser);
+  pause_.wait_until_others_parked(pauser);
+  return true;
+}
+
 bool Vm::try_fork(Vcpu& forker, uint32_t clones) {
   const uint64_t requested_ns = now_ns();
-  bool expected = false;
-  if (!pause_requested_.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
-    return false;
-  }
-  kick_all(&forker);
-  // The forker parks too: nobody needs its acknowledgements while the VM is
-  // paused, and the snapshot then sees every vCPU stopped.
-  forker.parking();
-  {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] {
-      return parked_ + 1 == running_ || ending_.load(std::memory_order_acquire);
-    });
-  }
+  if (!pause_others(forker)) return false;
+  // The forker stays parked: nobody needs its acknowledgements while the VM
+  // is paused.
   uint64_t rax = ~uint64_t{0};
   if (!ending()) rax = build_clones_while_paused(forker, clones, requested_ns);
   if (Result<void> set = forker.set_fork_result(rax); !set) {
@@ -249,12 +232,23 @@ bool Vm::try_fork(Vcpu& forker, uint32_t clones) {
   }
   spdlog::debug("{}: fork of {} clone(s) from vCPU {} took {} us on the request path", name_,
                 clones, forker.index(), (now_ns() - requested_ns) / 1000);
-  {
-    std::lock_guard lock(mutex_);
-    pause_requested_.store(false, std::memory_order_release);
-    changed_.notify_all();
-  }
+  pause_.resume_others();
   forker.resuming();
+  return true;
+}
+
+// The section is the pause of a fork (see vcpu_pause.h for why it neither
+// deadlocks nor starves anyone); in it the holder runs alone, and its own COW
+// faults shoot down vCPUs that are all parked (acknowledged on their behalf).
+bool Vm::begin_exclusive(Vcpu& vcpu) {
+  if (!pause_others(vcpu)) return false;
+  // Running again (flushing what we were asked to while parked): our COW
+  // breaks in the section need a vCPU that takes part in its shootdowns.
+  vcpu.resuming();
+  if (ending()) {
+    pause_.resume_others();
+    return false;
+  }
   return true;
 }
 
@@ -351,18 +345,18 @@ std::string Vm::next_clone_name() {
 }
 
 bool Vm::one_fewer_running_locked() {
-  --running_;
+  const uint32_t running = pause_.stopped();
   changed_.notify_all();
-  return running_ == 0 && launched_;
+  return running == 0 && launched_;
 }
 
 void Vm::vcpu_halted(Vcpu& /*vcpu*/) {
   bool tell_monitor = false;
   {
     std::lock_guard lock(mutex_);
-    if (running_ == 1) {
+    if (pause_.running() == 1) {
       if (!status_) status_ = 0;  // every vCPU halted
-      ending_.store(true, std::memory_order_release);
+      pause_.end();
     }
     tell_monitor = one_fewer_running_locked();
   }
@@ -389,7 +383,7 @@ void Vm::vcpu_exited() {
 void Vm::note_first_instruction() {
   {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] { return started_ || ending_.load(std::memory_order_acquire); });
+    changed_.wait(lock, [this] { return started_ || ending(); });
   }
   if (ending()) return;
   if (!fork_request_ns_ || first_instruction_seen_.exchange(true)) return;

@@ -1,6 +1,7 @@
 // One virtual machine: its address space, its vCPUs (a thread each), its
 // devices (console 0x3F8, exit 0xF4, fork 0x510; DESIGN section 8), and the
-// pause that stops every vCPU at an instruction boundary for a fork.
+// pause that stops every vCPU at an instruction boundary, for a fork or for
+// one vCPU's exclusive section (VcpuPause).
 //
 // A VM that misbehaves ends alone: the error names the VM, the vCPU, the
 // RIP and the cause, and the VM's status is kVmErrorStatus.
@@ -29,6 +30,7 @@
 #include "vmm/vm/console.h"
 #include "vmm/vm/engine.h"
 #include "vmm/vm/vcpu.h"
+#include "vmm/vm/vcpu_pause.h"
 
 namespace vmfork {
 
@@ -78,18 +80,26 @@ class Vm {
   AddressSpace& space() { return *space_; }
   Result<soft::PortAction> port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value);
   Result<uint32_t> port_in(Vcpu& vcpu, uint16_t port, uint8_t size);
-  // A pause or the end was requested: the vCPU must stop at the next boundary.
-  bool must_stop() const {
-    return pause_requested_.load(std::memory_order_acquire) ||
-           ending_.load(std::memory_order_acquire);
-  }
-  bool ending() const { return ending_.load(std::memory_order_acquire); }
-  // The vCPU stopped for a pause: parks until it ends. False: the VM ends.
-  bool park_until_resumed(Vcpu& vcpu);
+  // A pause or the end was requested: the vCPU must stop at the next
+  // boundary. With `self`: a pause that `self` holds does not count.
+  bool must_stop(const Vcpu* self = nullptr) const { return pause_.must_stop(self); }
+  bool ending() const { return pause_.ending(); }
+  // The vCPU stopped for a pause: parks until it ends (or is handed to this
+  // vCPU). False: the VM ends.
+  bool park_until_resumed(Vcpu& vcpu) { return pause_.park_until_resumed(vcpu); }
   // At the boundary after `vcpu`'s `out` to the fork port: serves `request`
   // (reset once served), or parks while another vCPU's pause goes first
   // (the request is retried after it). False: the VM ended.
   bool serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request);
+  // An exclusive section for `vcpu` (the soft engine's locked accesses that
+  // the host cannot make atomic): the pause of a fork, held by `vcpu`, which
+  // runs on alone. True: every other running vCPU is parked at an
+  // instruction boundary until end_exclusive(). False: another vCPU holds
+  // the pause (a fork, or its own section; `vcpu` is queued for it) or the
+  // VM ends; the caller stops before its instruction and parks
+  // (park_until_resumed), then tries again.
+  bool begin_exclusive(Vcpu& vcpu);
+  void end_exclusive() { pause_.resume_others(); }
   void vcpu_halted(Vcpu& vcpu);
   void vcpu_failed(Vcpu& vcpu, const std::string& cause);
   // The vCPU's thread is about to return (the VM ends).
@@ -119,6 +129,9 @@ class Vm {
   // must be told (it took the VM); tell it with mutex_ released.
   bool one_fewer_running_locked();
   void kick_all(const Vcpu* except);
+  // VcpuPause's try_take and wait_until_others_parked, with the other vCPUs
+  // kicked to their boundary in between.
+  bool pause_others(Vcpu& pauser);
   // Performs `vcpu`'s fork request (it stopped right after its `out`).
   // False: another vCPU is pausing the VM; park, then try again.
   bool try_fork(Vcpu& vcpu, uint32_t clones);
@@ -145,12 +158,13 @@ class Vm {
   Console console_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;  // fixed once created
 
-  std::atomic<bool> pause_requested_{false};  // one pauser at a time (CAS)
-  std::atomic<bool> ending_{false};
+  // The pause; it also counts the vCPUs that run and knows the VM ends. Its
+  // count and its end change only under mutex_ (taken first, then the
+  // pause's own lock), so that they change together with started_,
+  // launched_ and status_; changed_ is notified with them.
+  VcpuPause pause_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  uint32_t running_ = 0;            // guarded by mutex_: vCPUs neither halted nor exited
-  uint32_t parked_ = 0;             // guarded by mutex_: of those, parked for a pause
   std::optional<uint32_t> status_;  // guarded by mutex_
   bool spawned_ = false;            // the creating thread's, until start()
   bool started_ = false;            // guarded by mutex_: threads may run guest code
