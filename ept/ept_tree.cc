@@ -76,23 +76,15 @@ Result<void> EptTree::unshare_child_locked(std::atomic<uint64_t>& slot, EptEntry
   std::atomic<uint64_t>* child_entries = memory_.entries(child);
   constexpr uint64_t kClear = EptEntry::kWrite | EptEntry::kSoftwareLock;
 
-  if (memory_.refcount(child) == 1) {
-    // The child is ours alone, but it was entered read-only, so its own
-    // entries may still carry W over frames that others now share. Move the
-    // protection one level down in place, then open this entry. No vCPU can
-    // hold a writable translation through it, so nothing needs flushing.
-    for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
-      if (EptEntry(child_entries[i].load(std::memory_order_relaxed)).present()) {
-        child_entries[i].fetch_and(~EptEntry::kWrite, std::memory_order_release);
-      }
-    }
-    slot.store(entry.with(EptEntry::kWrite).raw(), std::memory_order_release);
-    return Ok{};
-  }
-
-  // Shared: copy it. The copy takes its references on the children before the
-  // old table's reference is dropped, so no child is ever briefly unowned,
-  // and its entries lose W: the protection moves one level down.
+  // Copy it, even when its count has fallen to 1. Writing such a table in
+  // place would be unsafe: a walk of the VM that dropped the other reference
+  // may have loaded the entry that named it before that VM copied it away,
+  // and would go on through our changes to a frame private to us (found by
+  // the protocol's model, tests/model). The old table is retired, and
+  // reclamation waits for such walks. The copy takes its references on the
+  // children before the old table's reference is dropped, so no child is
+  // ever briefly unowned, and its entries lose W: the protection moves one
+  // level down.
   Result<FrameId> copy = memory_.allocate_table(waiter);
   if (!copy) return copy.error();
   std::atomic<uint64_t>* copy_entries = memory_.entries(*copy);

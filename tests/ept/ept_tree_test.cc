@@ -84,6 +84,14 @@ class EptTreeTest : public ::testing::Test {
     }
     return present;
   }
+  // The 512 entries of one table.
+  std::vector<uint64_t> entries_of(FrameId table) const {
+    std::vector<uint64_t> raw;
+    for (uint64_t i = 0; i < kEptEntriesPerTable; ++i) {
+      raw.push_back(memory_.entries(table)[i].load());
+    }
+    return raw;
+  }
   // Every entry of every table reachable from `root`, by table.
   std::map<uint64_t, std::vector<uint64_t>> snapshot(FrameId root) const {
     std::map<uint64_t, std::vector<uint64_t>> tables;
@@ -369,37 +377,46 @@ TEST_F(EptTreeTest, UnshareOnACloneDoesNotWriteTheSharedTables) {
   EXPECT_EQ(snapshot(root), before) << "shared means immutable";
 }
 
-TEST_F(EptTreeTest, UnshareInPlaceWhenTheOtherSharerIsGone) {
+// A table whose count has fallen to 1 is still copied, never written in
+// place: a walk of the VM that dropped the other reference may still be
+// inside it (tests/model/README.md, "In-place unshare").
+TEST_F(EptTreeTest, UnshareCopiesATableEvenWhenTheOtherSharerIsGone) {
   const FrameId root = populated_root();
   tree_.release_root(tree_.clone(root).value());
   const FrameId pdpt = table_on_path(root, kPage, 3);
   ASSERT_EQ(memory_.refcount(pdpt), 1u);
   ASSERT_FALSE(entry_on_path(root, kPage, 4).writable());
+  const std::vector<uint64_t> before = entries_of(pdpt);
   const size_t tables = memory_.tables_allocated();
 
   unshare(root, kPage);
 
-  EXPECT_EQ(memory_.tables_allocated(), tables) << "nothing copied";
-  EXPECT_EQ(table_on_path(root, kPage, 3), pdpt);
+  // Each copy enters its children read-only, so PD and PT are copied in turn.
+  EXPECT_EQ(memory_.tables_allocated(), tables + 3) << "PDPT, PD and PT";
+  EXPECT_NE(table_on_path(root, kPage, 3), pdpt);
+  EXPECT_EQ(entries_of(pdpt), before) << "the old table is never written";
+  EXPECT_EQ(memory_.retired_kind(pdpt), FrameKind::kTable) << "it is retired, freed after a grace";
   EXPECT_TRUE(entry_on_path(root, kPage, 4).writable()) << "the parent entry gets W";
   EXPECT_FALSE(entry_on_path(root, kOtherPd, 2).writable())
-      << "the child's entries lose W, off the path too";
+      << "the copy's entries lose W, off the path too";
   EXPECT_FALSE(entry_on_path(root, kOtherPml4e, 4).writable()) << "other root entries unchanged";
 }
 
-TEST_F(EptTreeTest, UnshareInPlaceAfterTheCloneCopiedItsPath) {
+TEST_F(EptTreeTest, UnshareCopiesAgainAfterTheCloneCopiedItsPath) {
   // The clone copies PDPT, PD and PT; the original is then the only holder
-  // of its own tables, which it still enters read-only.
+  // of its own tables, which it still enters read-only. It copies them too.
   const FrameId root = populated_root();
   const FrameId copy = tree_.clone(root).value();
   unshare(copy, kPage);
   const size_t tables = memory_.tables_allocated();
   const FrameId pt = table_on_path(root, kPage, 1);
+  const std::vector<uint64_t> before = entries_of(pt);
 
   unshare(root, kPage);
 
-  EXPECT_EQ(memory_.tables_allocated(), tables) << "nothing copied";
-  EXPECT_EQ(table_on_path(root, kPage, 1), pt);
+  EXPECT_EQ(memory_.tables_allocated(), tables + 3) << "PDPT, PD and PT";
+  EXPECT_NE(table_on_path(root, kPage, 1), pt);
+  EXPECT_EQ(entries_of(pt), before) << "the old table is never written";
   for (int level = kEptLevels; level > 1; --level) {
     EXPECT_TRUE(entry_on_path(root, kPage, level).writable()) << "level " << level;
   }
