@@ -26,8 +26,6 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
-#include <string>
-#include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/guarded_environment.h"

@@ -25,8 +25,6 @@
 #include <cstring>
 #include <memory>
 #include <span>
-#include <string>
-#include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
 #include "vmm/soft/cpu_environment.h"

@@ -1,7 +1,8 @@
 // The input of fuzz_interpreter: a header (registers and the environment's behaviour) followed
 // by the first bytes of guest RAM. Fixed offsets, little-endian, so that a corpus file means
 // the same thing on every run and make_fuzz_seeds can write one. A short input reads as if
-// padded with zeros; an image longer than RAM is cut.
+// padded with zeros; an image longer than RAM is cut. Changing the layout changes what every
+// file of corpus/fuzz_interpreter/ means: regenerate the seeds and merge anew.
 //
 //   offset  size
 //     0     8*16  general registers, Gpr order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15)
