@@ -207,6 +207,24 @@ std::vector<Program> programs() {
          stack_at_top(in);
          in_ram(in, Gpr::kRsi, 0x2000);
        }},
+      // ... and locked stores into it, one kind per seed (any of them drops the whole cache):
+      // mov ecx, 3; again: lock add byte [rip+p+2], 1; p: add bl, 0; dec ecx; jnz again; hlt
+      {"self-modifying-lock-add",
+       bytes({0xb9, 0x03, 0x00, 0x00, 0x00, 0xf0, 0x80, 0x05, 0x02, 0x00, 0x00,
+              0x00, 0x01, 0x80, 0xc3, 0x00, 0xff, 0xc9, 0x75, 0xf1, 0xf4}),
+       0, nullptr},
+      // mov ecx, 3; again: mov dl, cl; xchg byte [rip+p+2], dl; p: add bl, 0; dec ecx;
+      // jnz again; hlt
+      {"self-modifying-xchg",
+       bytes({0xb9, 0x03, 0x00, 0x00, 0x00, 0x88, 0xca, 0x86, 0x15, 0x02, 0x00,
+              0x00, 0x00, 0x80, 0xc3, 0x00, 0xff, 0xc9, 0x75, 0xf1, 0xf4}),
+       0, nullptr},
+      // mov ecx, 3; again: mov al, byte [rip+p+2]; mov dl, cl; lock cmpxchg byte [rip+p+2], dl;
+      // p: add bl, 0; dec ecx; jnz again; hlt
+      {"self-modifying-cmpxchg", bytes({0xb9, 0x03, 0x00, 0x00, 0x00, 0x8a, 0x05, 0x0c, 0x00, 0x00,
+                                        0x00, 0x88, 0xca, 0xf0, 0x0f, 0xb0, 0x15, 0x02, 0x00, 0x00,
+                                        0x00, 0x80, 0xc3, 0x00, 0xff, 0xc9, 0x75, 0xe9, 0xf4}),
+       0, nullptr},
       {"arith",
        // mov rax, -7; mov rcx, 3; cqo; idiv rcx; mov rbx, rax; shl rbx, cl; sar rdx, 1;
        // rol r8, 5; ror r9d, cl; bsf r10, rbx; bsr r11, rbx; popcnt r12, rbx; tzcnt r13, rbx;
