@@ -33,8 +33,8 @@ void LeafLock::store(EptEntry next) {
   assert(!next.locked());
   // The section 4 rule: a present leaf never points at a new frame with W set.
   assert(
-      !(entry_.present() && next.present() && next.frame() != entry_.frame() && next.writable()) ||
-      !"a present leaf may change frame only read-only (stage 1)");
+      !(entry_.present() && next.present() && next.frame() != entry_.frame() && next.writable()) &&
+      "a present leaf may change frame only read-only (stage 1)");
   slot_.store(next.raw() | EptEntry::kSoftwareLock, std::memory_order_release);
   entry_ = next;
 }

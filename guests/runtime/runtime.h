@@ -42,9 +42,13 @@ _Static_assert(offsetof(struct boot_info, clone_id) == 24, "clone_id at 24");
 _Static_assert(offsetof(struct boot_info, free_base) == 32, "free_base at 32");
 _Static_assert(offsetof(struct boot_info, free_end) == 40, "free_end at 40");
 
-/* Reads clone_id afresh (the monitor changes it under the guest's feet). */
+/* Reads clone_id afresh (the monitor changes it under the guest's feet). The
+ * block is page aligned, so this is one aligned 8-byte load; the address is
+ * computed as an integer because the packed member's own address is not known
+ * to be aligned (clang refuses to take it). */
 static inline uint64_t boot_clone_id(const struct boot_info* bi) {
-  return *(const volatile uint64_t*)&bi->clone_id;
+  const uintptr_t at = (uintptr_t)bi + offsetof(struct boot_info, clone_id);
+  return *(const volatile uint64_t*)at;
 }
 
 /* Supplied by each guest program; called on every vCPU. */

@@ -302,6 +302,43 @@ TEST_F(InterpreterTest, WriteFaultLeavesMemoryAndRegistersUnchanged) {
   EXPECT_EQ(v, 0u);
 }
 
+// Zydis calls a far return `ret`: it must not run as the near one (which pops only RIP).
+TEST_F(InterpreterTest, FarReturnIsRefusedNotRunAsANearOne) {
+  for (const std::vector<uint8_t>& code : {std::vector<uint8_t>{0xcb},                 // retf
+                                           std::vector<uint8_t>{0x48, 0xcb},           // retfq
+                                           std::vector<uint8_t>{0xca, 0x08, 0x00}}) {  // retf 8
+    load(code);
+    interpreter.flush_decoded();
+    state.rip = kCode;
+    const uint64_t rsp = state.reg(Gpr::kRsp);
+    const RunExit e = run();
+    EXPECT_EQ(e.reason, ExitReason::kUnsupported);
+    EXPECT_EQ(e.message, "unsupported instruction ret (far) at RIP 0x100000");
+    EXPECT_EQ(state.rip, kCode);
+    EXPECT_EQ(state.reg(Gpr::kRsp), rsp);
+  }
+}
+
+// An fs: or gs: prefix moves the source of movs (DS:RSI), never its destination (ES:RDI).
+TEST_F(InterpreterTest, StringCopyReadsItsSourceThroughFsOrGs) {
+  const char text[] = "abcdefghijklmnop";
+  env.store(kData + 0x10, text, 16);
+  load({0x64, 0xf3, 0xa4,          // fs rep movsb
+        0x65, 0x48, 0xa5, 0xf4});  // gs movsq; hlt
+  state.fs_base = kData;
+  state.gs_base = kData;
+  state.reg(Gpr::kRsi) = 0x10;
+  state.reg(Gpr::kRdi) = kData + 0x800;
+  state.reg(Gpr::kRcx) = 8;
+  EXPECT_EQ(run().reason, ExitReason::kHalted);
+  char copied[17] = {};
+  env.load(kData + 0x800, copied, 16);
+  EXPECT_STREQ(copied, text);
+  EXPECT_EQ(state.reg(Gpr::kRsi), 0x20u);  // RSI counts without the base
+  EXPECT_EQ(state.reg(Gpr::kRdi), kData + 0x810);
+  EXPECT_EQ(state.reg(Gpr::kRcx), 0u);
+}
+
 // Not a test of speed: prints the interpreter's rate on a simple loop (never fails on timing).
 TEST_F(InterpreterTest, ReportsMipsOnASimpleLoop) {
   // loop: add rax, rcx; xor rdx, rax; dec rcx; jnz loop; hlt

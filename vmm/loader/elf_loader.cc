@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -24,7 +25,7 @@ Result<void> zero_fill(AddressSpace& space, Gpa start, uint64_t bytes) {
     const uint64_t chunk = std::min<uint64_t>(bytes - done, kPageSize - at.page_offset());
     const std::span<std::byte> seen(page.data(), chunk);
     if (Result<void> read = space.read(at, seen); !read) return read;
-    if (std::any_of(seen.begin(), seen.end(), [](std::byte b) { return b != std::byte{0}; })) {
+    if (std::memcmp(seen.data(), kZeros.data(), chunk) != 0) {
       if (Result<void> written = space.write(at, std::span(kZeros.data(), chunk)); !written) {
         return written;
       }

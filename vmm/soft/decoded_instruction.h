@@ -116,7 +116,9 @@ struct DecodedInstruction {
   Condition cc = Condition::kO;
   bool lock = false;
   bool rep = false;
-  uint16_t mnemonic = 0;  // ZydisMnemonic, for messages
+  bool far_branch = false;                          // a far call, jmp or ret (op kUnsupported)
+  SegmentBase source_segment = SegmentBase::kNone;  // movs: fs: or gs: on its source (DS:RSI)
+  uint16_t mnemonic = 0;                            // ZydisMnemonic, for messages
   std::array<Operand, 3> operands{};
 };
 

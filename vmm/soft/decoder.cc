@@ -285,6 +285,20 @@ DecodeStatus Decoder::decode(const std::byte* bytes, size_t length, DecodedInstr
   const Mapping mapping = map_mnemonic(insn.mnemonic);
   out.op = mapping.op;
   out.cc = mapping.cc;
+  // Zydis names a far return `ret` (and far calls and jumps `call`, `jmp`): they load CS, which
+  // the interpreter does not model, and pop or push another amount than the near forms.
+  if (insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR) {
+    out.far_branch = true;
+    out.op = Op::kUnsupported;
+  }
+  // A string instruction's memory operands are hidden; an fs: or gs: prefix applies to its
+  // source (SDM vol. 2, MOVS: "The DS segment may be overridden with a segment override prefix,
+  // but the ES segment cannot be overridden").
+  if ((insn.attributes & ZYDIS_ATTRIB_HAS_SEGMENT_FS) != 0) {
+    out.source_segment = SegmentBase::kFs;
+  } else if ((insn.attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS) != 0) {
+    out.source_segment = SegmentBase::kGs;
+  }
   // A lock prefix where the CPU would raise #UD (register destination, unlockable op) is refused.
   if (out.lock) {
     const bool lockable_op = out.op == Op::kAdd || out.op == Op::kOr || out.op == Op::kAdc ||

@@ -399,7 +399,7 @@ Interpreter::Step Interpreter::execute(const DecodedInstruction& d) {
   const Operand& op1 = d.operands[1];
   switch (d.op) {
     case Op::kUnsupported:
-      return unsupported(d, "");
+      return unsupported(d, d.far_branch ? "far" : "");
 
     case Op::kMov: {
       Result<uint64_t> v = read_operand(op1, d, op0.size);  // imm32 sign-extends to 64
@@ -1080,6 +1080,10 @@ Interpreter::Step Interpreter::string_op(const DecodedInstruction& d) {
   uint64_t& rcx = s.reg(Gpr::kRcx);
   uint64_t& rsi = s.reg(Gpr::kRsi);
   uint64_t& rdi = s.reg(Gpr::kRdi);
+  // The source is DS:RSI, and fs: or gs: override DS (the destination is ES:RDI, always flat).
+  const uint64_t source_base = d.source_segment == SegmentBase::kFs   ? s.fs_base
+                               : d.source_segment == SegmentBase::kGs ? s.gs_base
+                                                                      : 0;
   const uint64_t value = s.gpr[0] & width_mask(size * 8);
   uint64_t remaining = d.rep ? rcx : 1;
   uint64_t done_bytes = 0;
@@ -1096,18 +1100,19 @@ Interpreter::Step Interpreter::string_op(const DecodedInstruction& d) {
     }
     // Fast path (ascending, whole elements within the current pages, no forward overlap).
     uint64_t chunk = 0;
+    const uint64_t source = source_base + rsi;
     if (!down) {
       uint64_t room = 0x1000 - (rdi & 0xfff);
-      if (is_movs) room = std::min(room, 0x1000 - (rsi & 0xfff));
+      if (is_movs) room = std::min(room, 0x1000 - (source & 0xfff));
       chunk = std::min(remaining, room / size);
-      if (is_movs && rdi > rsi && rdi - rsi < chunk * size) chunk = 0;
+      if (is_movs && rdi > source && rdi - source < chunk * size) chunk = 0;
     }
     if (chunk > 1) {
       const uint64_t bytes = chunk * size;
       Result<std::byte*> dst = access_.page(rdi, Access::kWrite);
       if (!dst) return memory_fault(dst.error());
       if (is_movs) {
-        Result<std::byte*> src = access_.page(rsi, Access::kRead);
+        Result<std::byte*> src = access_.page(source, Access::kRead);
         if (!src) return memory_fault(src.error());
         std::memmove(*dst, *src, bytes);
         rsi += bytes;
@@ -1125,7 +1130,7 @@ Interpreter::Step Interpreter::string_op(const DecodedInstruction& d) {
     // One element, through the general (page-splitting) path.
     uint64_t element = value;
     if (is_movs) {
-      Result<uint64_t> v = access_.read(rsi, size);
+      Result<uint64_t> v = access_.read(source, size);
       if (!v) return memory_fault(v.error());
       element = *v;
     }

@@ -4,14 +4,16 @@
 //   mov movzx movsx movsxd lea xchg bswap(32/64) cmovcc setcc cbw/cwde/cdqe cwd/cdq/cqo
 //   push pop leave add or adc sbb and sub xor cmp test inc dec neg not shl/sal shr sar rol ror
 //   mul imul(1/2/3 operands) div idiv cmpxchg xadd bt bts btr btc bsf bsr tzcnt lzcnt popcnt
-//   jcc jrcxz/jecxz jmp call ret [imm16] movs/stos (b/w/d/q, rep, DF 0 or 1, 64-bit addresses)
+//   jcc jrcxz/jecxz jmp call ret [imm16] (near; far forms are refused)
+//   movs/stos (b/w/d/q, rep, DF 0 or 1, 64-bit addresses)
 //   clc stc cmc cld std lahf sahf in/out (imm8 and dx; 8/16/32) hlt cpuid rdtsc
 //   nop (all forms) pause mfence lfence sfence endbr64 prefetch*
 //   `lock` on add or adc sbb and sub xor inc dec neg not xchg cmpxchg xadd bts btr btc (memory
 //   destinations), and xchg with memory (always locked), are atomic whatever their alignment:
 //   within one aligned 8-byte word as one host compare-exchange; across words (a cache line, a
 //   page) in an exclusive section (CpuEnvironment::begin_exclusive). cmpxchg8b/16b are not in the
-//   subset. Operand sizes 8/16/32/64; all addressing modes; fs:/gs: add CpuState's base.
+//   subset. Operand sizes 8/16/32/64; all addressing modes; fs:/gs: add CpuState's base
+//   (to the source of movs too).
 // Status flags are exact where the SDM defines them. Undefined ones: logic ops, shifts and
 // mul/imul clear AF; mul/imul set SF/ZF/PF from the low result; bsf/bsr/bt*/tzcnt/lzcnt leave the
 // others unchanged; div/idiv leave all unchanged.
