@@ -25,20 +25,47 @@ cases=$1 run_guest=$2 vmfork=$3
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd 2>/dev/null || true
 
 case_timeout=${NESTED_CASE_TIMEOUT:-600}
+program=${vmfork##*/}
+
+# After case_timeout seconds: appends to LOG where every thread of every
+# vmfork process waits (a hang's diagnosis), then kills them and RUNNER.
+watchdog() {
+  local runner=$1 log=$2 task nap
+  sleep "$case_timeout" &
+  nap=$!
+  trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+  wait "$nap"
+  for task in /proc/[0-9]*/task/[0-9]*; do
+    [ "$(cat "${task%/task/*}/comm" 2>/dev/null)" = "$program" ] || continue
+    echo "thread ${task##*/} of ${task%/task/*}: $(cut -d' ' -f3 "$task/stat" 2>/dev/null)" \
+      "wchan $(cat "$task/wchan" 2>/dev/null) syscall $(cut -d' ' -f1 "$task/syscall" 2>/dev/null)"
+  done >>"$log"
+  pkill -KILL -x "$program" 2>/dev/null
+  kill -KILL "$runner" 2>/dev/null
+}
 passed=0 failed=0
 while IFS= read -r name && IFS= read -r guest && IFS= read -r expected &&
   IFS= read -r status && IFS= read -r stderr_regex && IFS= read -r options; do
   read -r -a words <<<"$options"
   started=$SECONDS
-  output=$(timeout -k 10 "$case_timeout" bash "$run_guest" "$vmfork" "$guest" \
-    "$expected" "$status" "$stderr_regex" ${words[@]+"${words[@]}"} 2>&1)
+  log=$(mktemp)
+  bash "$run_guest" "$vmfork" "$guest" "$expected" "$status" "$stderr_regex" \
+    ${words[@]+"${words[@]}"} >"$log" 2>&1 &
+  runner=$!
+  watchdog "$runner" "$log" &
+  dog=$!
+  wait "$runner"
   result=$?
+  kill "$dog" 2>/dev/null
+  wait "$dog" 2>/dev/null
+  output=$(cat "$log")
+  rm -f "$log"
   if [ "$result" -eq 0 ]; then
     passed=$((passed + 1))
     echo "PASS $name ($((SECONDS - started)) s)"
   else
     failed=$((failed + 1))
-    if [ $((SECONDS - started)) -ge "$case_timeout" ]; then  # busybox's timeout: 143
+    if [ $((SECONDS - started)) -ge "$case_timeout" ]; then
       echo "FAIL $name: timed out after $case_timeout s"
     else
       echo "FAIL $name:"
