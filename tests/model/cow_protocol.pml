@@ -224,7 +224,7 @@ inline collect() {
   :: atomic { !collecting ->                   /* guestmm/reclaimer.cc Reclaimer::collect: `std::unique_lock lock(collect_mutex_, std::try_to_lock);` */
        collecting = true;
        ep = epoch;                             /* guestmm/reclaimer.cc Reclaimer::collect: `uint64_t epoch = epoch_.load(std::memory_order_seq_cst);` */
-       if                                      /* guestmm/reclaimer.cc Reclaimer::collect: `if (announced != kOffline && announced != epoch) {` */
+       if                                      /* guestmm/reclaimer.cc Reclaimer::collect: `if (announced != kOffline && announced != epoch) return false;` */
        :: (announced[VA] == OFFLINE || announced[VA] == ep) &&
           (announced[VB] == OFFLINE || announced[VB] == ep) &&
           (announced[VC] == OFFLINE || announced[VC] == ep) &&
