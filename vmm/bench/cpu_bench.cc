@@ -9,6 +9,7 @@
 #include "vmm/bench/guest_code.h"
 #include "vmm/bench/stats.h"
 #include "vmm/clock.h"
+#include "vmm/engines/open_hypervisor.h"
 #include "vmm/vm/boot_vm.h"
 #include "vmm/vm/monitor.h"
 
@@ -26,7 +27,7 @@ Result<double> engine_mips(Engine engine, const CpuBenchOptions& options) {
   const uint64_t instructions = integer_loop_instructions(options.iterations);
   std::vector<double> mips;
   for (int i = 0; i < options.repeat; ++i) {
-    Result<std::unique_ptr<Monitor>> monitor = Monitor::create(uint64_t{64} << 20);
+    Result<std::unique_ptr<Monitor>> monitor = Monitor::create(open_hypervisor, uint64_t{64} << 20);
     if (!monitor) return monitor.error();
     Result<std::unique_ptr<Vm>> vm = boot_code(
         **monitor, engine, "vm0", integer_loop_code(options.iterations), *layout, MapAllRam::kNo);

@@ -8,7 +8,7 @@
 #include <optional>
 
 #include "ept/result.h"
-#include "vmm/vm/engine.h"
+#include "vmm/hypervisor/engine.h"
 
 namespace vmfork::bench {
 

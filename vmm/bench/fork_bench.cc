@@ -11,6 +11,7 @@
 #include "vmm/bench/linux_baseline.h"
 #include "vmm/bench/stats.h"
 #include "vmm/cli/size_arg.h"
+#include "vmm/engines/open_hypervisor.h"
 #include "vmm/vm/boot_vm.h"
 #include "vmm/vm/monitor.h"
 
@@ -27,7 +28,8 @@ Result<std::vector<uint64_t>> fork_once(Engine engine, uint64_t ram_bytes, uint3
   // for them); each clone writes its boot-info page, and has a root.
   const uint64_t pool_bytes =
       ram_bytes + ram_bytes / 256 + (uint64_t{clones} << 16) + (uint64_t{16} << 20);
-  Result<std::unique_ptr<Monitor>> monitor = Monitor::create(pool_bytes, Populate::kOnDemand);
+  Result<std::unique_ptr<Monitor>> monitor =
+      Monitor::create(open_hypervisor, pool_bytes, Populate::kOnDemand);
   if (!monitor) return monitor.error();
   Result<std::unique_ptr<Vm>> vm =
       boot_code(**monitor, engine, "vm0", fork_then_halt_code(clones), *layout, MapAllRam::kYes);

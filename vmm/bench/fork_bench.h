@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "ept/result.h"
-#include "vmm/vm/engine.h"
+#include "vmm/hypervisor/engine.h"
 
 namespace vmfork::bench {
 

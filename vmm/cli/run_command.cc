@@ -20,6 +20,7 @@
 #include "vmm/cli/count_arg.h"
 #include "vmm/cli/size_arg.h"
 #include "vmm/cli/stop_signals.h"
+#include "vmm/engines/open_hypervisor.h"
 #include "vmm/loader/read_file.h"
 #include "vmm/vm/boot_vm.h"
 #include "vmm/vm/monitor.h"
@@ -79,7 +80,7 @@ Result<int> run_guest(const RunArgs& args) {
   Result<GuestLayout> layout = GuestLayout::create(args.ram_bytes, args.vcpus);
   if (!layout) return layout.error();
   const uint64_t pool_bytes = args.pool_bytes != 0 ? args.pool_bytes : default_pool_bytes();
-  Result<std::unique_ptr<Monitor>> monitor = Monitor::create(pool_bytes);
+  Result<std::unique_ptr<Monitor>> monitor = Monitor::create(open_hypervisor, pool_bytes);
   if (!monitor) return monitor.error();
   if (args.memory_checksum) (*monitor)->record_memory_checksums();
 

@@ -16,7 +16,7 @@
 #include "ept/walker.h"
 #include "guestmm/guest_memory.h"
 #include "guestmm/reclaimer.h"
-#include "vmm/soft/guest_word.h"
+#include "vmm/hypervisor/guest_word.h"
 
 namespace vmfork::kvm {
 
@@ -167,7 +167,7 @@ Result<void> GuestRam::complete_mmio(uint64_t gpa, std::span<uint8_t> bytes, boo
   }
   ++counters_.mmio_completions;
   // The page is realized, and writable for a store: one access of the
-  // guest's width, as its own instruction would have made (soft/guest_word.h
+  // guest's width, as its own instruction would have made (hypervisor/guest_word.h
   // says why not memcpy).
   auto* host = reinterpret_cast<std::byte*>(host_address_locked(gfn.value()) + offset);
   const auto size = static_cast<unsigned>(bytes.size());
@@ -175,9 +175,9 @@ Result<void> GuestRam::complete_mmio(uint64_t gpa, std::span<uint8_t> bytes, boo
     uint64_t value = 0;
     if (is_write) {
       std::memcpy(&value, bytes.data(), size);
-      soft::store_guest_word(host, size, value);
+      store_guest_word(host, size, value);
     } else {
-      value = soft::load_guest_word(host, size);
+      value = load_guest_word(host, size);
       std::memcpy(bytes.data(), &value, size);
     }
   } else if (is_write) {  // an odd size: no single instruction accesses it either

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "vmm/boot/vcpu_boot_state.h"
+#include "vmm/hypervisor/cpu_state.h"
 
 namespace vmfork::kvm {
 
@@ -47,5 +48,12 @@ struct KvmCpuState {
 
 // The DESIGN section 8 start state in KVM's terms.
 KvmCpuState kvm_start_state(const VcpuBootState& boot);
+
+// To and from the engine-neutral state, losing nothing KVM's ioctls take:
+// kvm_fpu and the pending-interrupt bitmap travel as the kvm engine's blob.
+// Without one (a state another engine made), the FPU starts from its reset
+// values and no interrupt is pending.
+CpuState to_neutral(const KvmCpuState& state);
+KvmCpuState from_neutral(const CpuState& state);
 
 }  // namespace vmfork::kvm

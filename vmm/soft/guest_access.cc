@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "vmm/soft/guest_word.h"
+#include "vmm/hypervisor/guest_word.h"
 
 namespace vmfork::soft {
 

@@ -11,8 +11,8 @@
 #include <cstring>
 #include <utility>
 
+#include "vmm/hypervisor/guest_word.h"
 #include "vmm/soft/cpuid_leaves.h"
-#include "vmm/soft/guest_word.h"
 
 namespace vmfork::soft {
 namespace {

@@ -9,48 +9,18 @@ namespace vmfork {
 
 namespace {
 
-// The interpreter's registers from the engine-neutral boot state.
-soft::CpuState soft_start_state(const VcpuBootState& boot) {
-  soft::CpuState cpu;
-  using soft::Gpr;
-  cpu.reg(Gpr::kRax) = boot.regs.rax;
-  cpu.reg(Gpr::kRcx) = boot.regs.rcx;
-  cpu.reg(Gpr::kRdx) = boot.regs.rdx;
-  cpu.reg(Gpr::kRbx) = boot.regs.rbx;
-  cpu.reg(Gpr::kRsp) = boot.regs.rsp;
-  cpu.reg(Gpr::kRbp) = boot.regs.rbp;
-  cpu.reg(Gpr::kRsi) = boot.regs.rsi;
-  cpu.reg(Gpr::kRdi) = boot.regs.rdi;
-  cpu.reg(Gpr::kR8) = boot.regs.r8;
-  cpu.reg(Gpr::kR9) = boot.regs.r9;
-  cpu.reg(Gpr::kR10) = boot.regs.r10;
-  cpu.reg(Gpr::kR11) = boot.regs.r11;
-  cpu.reg(Gpr::kR12) = boot.regs.r12;
-  cpu.reg(Gpr::kR13) = boot.regs.r13;
-  cpu.reg(Gpr::kR14) = boot.regs.r14;
-  cpu.reg(Gpr::kR15) = boot.regs.r15;
-  cpu.rip = boot.rip;
-  cpu.rflags = boot.rflags;
-  cpu.fs_base = boot.fs.base;
-  cpu.gs_base = boot.gs.base;
-  return cpu;
-}
-
 // Writes the boot layout into `space` and creates the VM around it.
 Result<std::unique_ptr<Vm>> finish_boot(Monitor& monitor, Engine engine, std::string name,
                                         std::unique_ptr<AddressSpace> space,
                                         const GuestLayout& layout, const BootImage& image) {
+  Result<Hypervisor*> hypervisor = monitor.hypervisor(engine);
+  if (!hypervisor) return hypervisor.error();
   Result<std::vector<VcpuBootState>> boot = write_boot_layout(*space, layout, image);
   if (!boot) return boot.error();
   std::vector<VcpuSnapshot> vcpus;
-  for (const VcpuBootState& state : *boot) {
-    if (engine == Engine::kKvm) {
-      vcpus.push_back({kvm::kvm_start_state(state), false});
-    } else {
-      vcpus.push_back({soft_start_state(state), false});
-    }
-  }
-  return Vm::create(monitor, engine, std::move(name), std::move(space), layout, vcpus,
+  for (const VcpuBootState& state : *boot)
+    vcpus.push_back({(*hypervisor)->start_state(state), false});
+  return Vm::create(monitor, **hypervisor, std::move(name), std::move(space), layout, vcpus,
                     std::nullopt);
 }
 

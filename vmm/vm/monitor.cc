@@ -14,27 +14,29 @@ int exit_status_for(uint32_t vm_status) {
   return vm_status <= 255 ? static_cast<int>(vm_status) : 255;
 }
 
-Result<std::unique_ptr<Monitor>> Monitor::create(uint64_t pool_bytes, Populate populate) {
+Result<std::unique_ptr<Monitor>> Monitor::create(OpenHypervisor open, uint64_t pool_bytes,
+                                                 Populate populate) {
   Result<std::unique_ptr<GuestMemory>> memory =
       GuestMemory::create({.pool_bytes = pool_bytes, .populate = populate});
   if (!memory) return memory.error();
-  return std::unique_ptr<Monitor>(new Monitor(std::move(*memory)));
+  return std::unique_ptr<Monitor>(new Monitor(std::move(open), std::move(*memory)));
 }
 
 Monitor::~Monitor() {
   // Every VM (and its address space) goes before the memory it lives in,
-  // and before the fault service of the kvm engine.
+  // and before its engine (the kvm engine's fault service).
   (void)wait();
 }
 
-Result<kvm::KvmHost*> Monitor::kvm_host() {
+Result<Hypervisor*> Monitor::hypervisor(Engine engine) {
   std::lock_guard lock(mutex_);
-  if (!kvm_) {
-    Result<std::unique_ptr<kvm::KvmHost>> opened = kvm::KvmHost::open();
+  std::unique_ptr<Hypervisor>& slot = hypervisors_[static_cast<size_t>(engine)];
+  if (!slot) {
+    Result<std::unique_ptr<Hypervisor>> opened = open_(engine);
     if (!opened) return opened.error();
-    kvm_ = std::move(*opened);
+    slot = std::move(*opened);
   }
-  return kvm_.get();
+  return slot.get();
 }
 
 std::vector<MemoryChecksum> Monitor::memory_checksums() const {
@@ -127,15 +129,7 @@ void Monitor::finish(Launched launched) {
   vm.join();  // its threads are leaving; the console's last line is printed
   const uint32_t status = vm.status();
   spdlog::info("{} ended with status {}", vm.name(), status);
-  if (const kvm::KvmMachine* machine = vm.kvm_machine()) {
-    const kvm::GuestRamCounters ram = machine->ram().counters();
-    spdlog::info(
-        "{}: {} host mapping(s) of guest RAM; {} run(s) of {} page(s) realized, {} "
-        "COW copies put in place, {} pages unprotected in place, {} RAM access(es) completed "
-        "for KVM as MMIO",
-        vm.name(), machine->ram().mappings(), ram.runs_mapped, ram.pages_realized, ram.remaps,
-        ram.unprotects, ram.mmio_completions);
-  }
+  vm.log_engine_counters();
   std::optional<Checksum> checksum;
   if (record_checksums_) {
     checksum = Checksum{launched.order, {vm.name(), memory_checksum(vm.space())}};

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "guestmm/guest_memory.h"
-#include "vmm/kvm/kvm_host.h"
+#include "vmm/hypervisor/hypervisor.h"
 #include "vmm/vm/vm.h"
 
 namespace vmfork {
@@ -51,16 +51,18 @@ class Monitor {
   static constexpr uint64_t kMaxVcpus = Reclaimer::kMaxParticipants;
 
   // `pool_bytes`: the frame pool every VM and clone shares. kOnDemand suits
-  // benchmarks that map far more guest RAM than they ever write.
-  static Result<std::unique_ptr<Monitor>> create(uint64_t pool_bytes,
+  // benchmarks that map far more guest RAM than they ever write. `open`
+  // opens an engine the first time a VM needs it (open_hypervisor() of
+  // vmm/engines, or a test's fake).
+  static Result<std::unique_ptr<Monitor>> create(OpenHypervisor open, uint64_t pool_bytes,
                                                  Populate populate = Populate::kAhead);
   ~Monitor();
   Monitor(const Monitor&) = delete;
   Monitor& operator=(const Monitor&) = delete;
 
   GuestMemory& memory() { return *memory_; }
-  // The host's KVM, opened on first use (the kvm engine's VMs share it).
-  Result<kvm::KvmHost*> kvm_host();
+  // The engine, opened on first use (its VMs share it).
+  Result<Hypervisor*> hypervisor(Engine engine);
 
   // Records every VM's memory_checksum() when it ends (before wait()).
   void record_memory_checksums() { record_checksums_ = true; }
@@ -110,7 +112,8 @@ class Monitor {
   std::vector<ForkLatency> fork_latencies() const;
 
  private:
-  explicit Monitor(std::unique_ptr<GuestMemory> memory) : memory_(std::move(memory)) {}
+  Monitor(OpenHypervisor open, std::unique_ptr<GuestMemory> memory)
+      : open_(std::move(open)), memory_(std::move(memory)) {}
 
   struct Launched {
     uint64_t order = 0;  // launch order, from 0
@@ -124,11 +127,13 @@ class Monitor {
   // Joins and destroys an ended VM, recording what is reported of it.
   void finish(Launched launched);
 
+  const OpenHypervisor open_;
   std::unique_ptr<GuestMemory> memory_;
   bool record_checksums_ = false;  // set before the first launch
   mutable std::mutex mutex_;
-  std::condition_variable vm_ended_;   // with mutex_
-  std::unique_ptr<kvm::KvmHost> kvm_;  // guarded by mutex_ until opened; outlives the VMs
+  std::condition_variable vm_ended_;  // with mutex_
+  // Guarded by mutex_ until opened (one per Engine); outlive the VMs.
+  std::unique_ptr<Hypervisor> hypervisors_[2];
   std::unordered_map<const Vm*, Launched> running_;  // guarded by mutex_: launched, not destroyed
   std::deque<Vm*> ended_;                            // guarded by mutex_: of those, ended
   uint64_t launches_ = 0;                            // guarded by mutex_

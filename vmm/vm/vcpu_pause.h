@@ -30,17 +30,9 @@
 #include <deque>
 #include <mutex>
 
-namespace vmfork {
+#include "vmm/hypervisor/pause_member.h"
 
-// What the pause needs of a vCPU: around a pause, on the vCPU's own thread,
-// it stops or resumes taking part in its address space's shootdowns and
-// reclamation.
-class PauseMember {
- public:
-  virtual ~PauseMember() = default;
-  virtual void parking() = 0;
-  virtual void resuming() = 0;
-};
+namespace vmfork {
 
 class VcpuPause {
  public:

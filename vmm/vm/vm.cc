@@ -9,13 +9,11 @@
 #include "guestmm/snapshot.h"
 #include "vmm/boot/boot_info.h"
 #include "vmm/clock.h"
-#include "vmm/vm/kvm_vcpu.h"
 #include "vmm/vm/monitor.h"
-#include "vmm/vm/soft_vcpu.h"
 
 namespace vmfork {
 
-Result<std::unique_ptr<Vm>> Vm::create(Monitor& monitor, Engine engine, std::string name,
+Result<std::unique_ptr<Vm>> Vm::create(Monitor& monitor, Hypervisor& hypervisor, std::string name,
                                        std::unique_ptr<AddressSpace> space,
                                        const GuestLayout& layout,
                                        const std::vector<VcpuSnapshot>& vcpus,
@@ -23,32 +21,21 @@ Result<std::unique_ptr<Vm>> Vm::create(Monitor& monitor, Engine engine, std::str
   // Within the monitor's limit, or refused before anything is made.
   if (Result<void> room = monitor.reserve_vcpus(vcpus.size()); !room) return room.error();
   std::unique_ptr<Vm> vm(
-      new Vm(monitor, engine, std::move(name), std::move(space), layout, fork_request_ns));
+      new Vm(monitor, hypervisor, std::move(name), std::move(space), layout, fork_request_ns));
   vm->reserved_vcpus_ = vcpus.size();
   if (Result<void> created = vm->create_vcpus(vcpus); !created) return created.error();
   return vm;
 }
 
 Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
-  if (engine_ == Engine::kKvm) {
-    Result<kvm::KvmHost*> host = monitor_.kvm_host();
-    if (!host) return host.error();
-    Result<std::unique_ptr<kvm::KvmMachine>> machine = kvm::KvmMachine::create(
-        **host, *space_, static_cast<uint32_t>(vcpus.size()),
-        [this](const Error& error, pid_t thread_id) { memory_failed(error, thread_id); });
-    if (!machine) return machine.error();
-    kvm_ = std::move(*machine);
-  }
+  Result<std::unique_ptr<Machine>> machine =
+      hypervisor_.create_machine(*this, static_cast<uint32_t>(vcpus.size()));
+  if (!machine) return machine.error();
+  machine_ = std::move(*machine);
   for (uint32_t i = 0; i < vcpus.size(); ++i) {
-    if (engine_ == Engine::kKvm) {
-      Result<std::unique_ptr<KvmVcpu>> made = KvmVcpu::create(*this, *kvm_, i, vcpus[i]);
-      if (!made) return made.error();
-      vcpus_.push_back(std::move(*made));
-    } else {
-      Result<std::unique_ptr<SoftVcpu>> made = SoftVcpu::create(*this, i, vcpus[i]);
-      if (!made) return made.error();
-      vcpus_.push_back(std::move(*made));
-    }
+    Result<std::unique_ptr<Vcpu>> made = machine_->create_vcpu(i, vcpus[i]);
+    if (!made) return made.error();
+    vcpus_.push_back(std::move(*made));
     if (!vcpus[i].halted) {
       std::lock_guard lock(mutex_);
       pause_.add_running();
@@ -57,10 +44,11 @@ Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
   return Ok{};
 }
 
-Vm::Vm(Monitor& monitor, Engine engine, std::string name, std::unique_ptr<AddressSpace> space,
-       const GuestLayout& layout, std::optional<uint64_t> fork_request_ns)
+Vm::Vm(Monitor& monitor, Hypervisor& hypervisor, std::string name,
+       std::unique_ptr<AddressSpace> space, const GuestLayout& layout,
+       std::optional<uint64_t> fork_request_ns)
     : monitor_(monitor),
-      engine_(engine),
+      hypervisor_(hypervisor),
       name_(std::move(name)),
       space_(std::move(space)),
       layout_(layout),
@@ -72,9 +60,9 @@ Vm::~Vm() {
   abandon();
   join();
   // vCPUs leave the address space's shootdown domain (soft), their
-  // reclamation slots, and the VM (kvm) before the memory goes.
+  // reclamation slots, and the engine's machine before the memory goes.
   vcpus_.clear();
-  kvm_.reset();
+  machine_.reset();
   monitor_.release_vcpus(reserved_vcpus_);
 }
 
@@ -170,15 +158,17 @@ std::string_view out_mnemonic(uint8_t size) {
 
 }  // namespace
 
-Result<soft::PortAction> Vm::port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value) {
+Result<PortAction> Vm::port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value) {
   if (port == port::kConsole && size == 1) {
     console_.put(static_cast<char>(value & 0xff));
-    return soft::PortAction::kContinue;
+    return PortAction::kContinue;
   }
   if (port == port::kExit && size == 4) {
     end(value);
-    return soft::PortAction::kStop;
+    return PortAction::kStop;
   }
+  // Served by the vCPU at its next boundary (serve_fork_request).
+  if (port == port::kFork && size == 4) return PortAction::kFork;
   if (const DevicePort* device = device_port(port)) {
     return make_error(ErrorCode::kInvalidArgument,
                       fmt::format("out of {} byte(s) to the {} port {:#x} by vCPU {}: it takes "
@@ -279,11 +269,11 @@ uint64_t Vm::build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t r
 
   std::unique_ptr<MemorySnapshot> snapshot;
   {
-    // On kvm, no fault of ours is being served while the snapshot is taken;
-    // the snapshot clears W in our root, so our realized memory is stale
-    // from then on and starts over, lazily, before any vCPU resumes.
-    std::unique_lock<std::mutex> quiet;
-    if (kvm_) quiet = std::unique_lock(kvm_->serve_mutex());
+    // No fault of ours is being served while the snapshot is taken; the
+    // snapshot clears W in our root, so what the engine mapped of our
+    // memory (kvm: the realized memory) is stale from then on and starts
+    // over, lazily, before any vCPU resumes.
+    std::unique_lock<std::mutex> quiet = machine_->hold_faults();
     Result<std::unique_ptr<MemorySnapshot>> taken =
         space_->snapshot(fmt::format("{}.snapshot", name_));
     if (!taken) {
@@ -291,14 +281,12 @@ uint64_t Vm::build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t r
       return kFailed;
     }
     snapshot = std::move(*taken);
-    if (kvm_) {
-      if (Result<void> restarted = kvm_->restart_memory_locked(); !restarted) {
-        // Our vCPUs must not run on memory that still maps shared frames
-        // writable: this VM ends (its clones are not started).
-        quiet.unlock();
-        vcpu_failed(forker, fmt::format("fork: {}", restarted.error().message));
-        return kFailed;
-      }
+    if (Result<void> restarted = machine_->restart_memory_locked(); !restarted) {
+      // Our vCPUs must not run on memory that still maps shared frames
+      // writable: this VM ends (its clones are not started).
+      if (quiet.owns_lock()) quiet.unlock();
+      vcpu_failed(forker, fmt::format("fork: {}", restarted.error().message));
+      return kFailed;
     }
   }
   const uint32_t names_before = clones_made_;
@@ -329,10 +317,10 @@ Result<std::vector<std::unique_ptr<Vm>>> Vm::build_clones(const MemorySnapshot& 
     Result<std::unique_ptr<AddressSpace>> space = snapshot.spawn(next_clone_name());
     if (!space) return space.error();
     if (Result<void> tagged = write_clone_id(**space, k); !tagged) return tagged.error();
-    set_rax(states[forker], k);
+    states[forker].cpu.regs.rax() = k;
     const std::string name = (*space)->name();
     Result<std::unique_ptr<Vm>> clone =
-        Vm::create(monitor_, engine_, name, std::move(*space), layout_, states, requested_ns);
+        Vm::create(monitor_, hypervisor_, name, std::move(*space), layout_, states, requested_ns);
     if (!clone) return clone.error();
     if (Result<void> spawned = (*clone)->spawn(); !spawned) return spawned.error();
     built.push_back(std::move(*clone));
@@ -390,15 +378,8 @@ void Vm::note_first_instruction() {
   monitor_.record_fork_latency(name_, now_ns() - *fork_request_ns_);
 }
 
-void Vm::memory_failed(const Error& error, pid_t thread_id) {
-  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_) {
-    auto* kvm_vcpu = dynamic_cast<KvmVcpu*>(vcpu.get());
-    if (kvm_vcpu != nullptr && kvm_vcpu->thread_id() == thread_id) {
-      kvm_vcpu->fail_memory(error.message);  // it reports with its RIP
-      return;
-    }
-  }
-  monitor_.report_vm_error(fmt::format("{}: memory fault: {}", name_, error.message));
+void Vm::memory_failed(const std::string& cause) {
+  monitor_.report_vm_error(fmt::format("{}: memory fault: {}", name_, cause));
   end(kVmErrorStatus);
 }
 

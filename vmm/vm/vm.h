@@ -25,11 +25,12 @@
 
 #include "guestmm/address_space.h"
 #include "vmm/boot/guest_layout.h"
-#include "vmm/kvm/kvm_machine.h"
-#include "vmm/soft/cpu_environment.h"
+#include "vmm/hypervisor/hypervisor.h"
+#include "vmm/hypervisor/machine.h"
+#include "vmm/hypervisor/vcpu.h"
+#include "vmm/hypervisor/vm_host.h"
 #include "vmm/vm/console.h"
-#include "vmm/vm/engine.h"
-#include "vmm/vm/vcpu.h"
+#include "vmm/vm/ports.h"
 #include "vmm/vm/vcpu_pause.h"
 
 namespace vmfork {
@@ -39,19 +40,15 @@ class MemorySnapshot;
 
 inline constexpr uint32_t kVmErrorStatus = 1;
 
-namespace port {
-inline constexpr uint16_t kConsole = 0x3F8;
-inline constexpr uint16_t kExit = 0x0F4;
-inline constexpr uint16_t kFork = 0x510;
-}  // namespace port
-
-class Vm {
+// The engine runs the vCPUs (vmm/hypervisor/hypervisor.h): the VM makes them
+// through its machine and they call back through VmHost.
+class Vm final : public VmHost {
  public:
-  // A VM whose vCPUs start from `vcpus` (index i is vCPU i), each holding
-  // `engine`'s state. `fork_request_ns` is set for a clone: when its fork
-  // was requested (for the fork latency).
-  static Result<std::unique_ptr<Vm>> create(Monitor& monitor, Engine engine, std::string name,
-                                            std::unique_ptr<AddressSpace> space,
+  // A VM whose vCPUs start from `vcpus` (index i is vCPU i), run by
+  // `hypervisor` (the monitor's, which outlives the VM). `fork_request_ns`
+  // is set for a clone: when its fork was requested (for the fork latency).
+  static Result<std::unique_ptr<Vm>> create(Monitor& monitor, Hypervisor& hypervisor,
+                                            std::string name, std::unique_ptr<AddressSpace> space,
                                             const GuestLayout& layout,
                                             const std::vector<VcpuSnapshot>& vcpus,
                                             std::optional<uint64_t> fork_request_ns);
@@ -76,51 +73,35 @@ class Vm {
   uint32_t status() const;
   uint32_t vcpu_count() const { return static_cast<uint32_t>(vcpus_.size()); }
 
-  // --- Called by the VM's vCPU threads. ---
-  AddressSpace& space() { return *space_; }
-  Result<soft::PortAction> port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value);
-  Result<uint32_t> port_in(Vcpu& vcpu, uint16_t port, uint8_t size);
-  // A pause or the end was requested: the vCPU must stop at the next
-  // boundary. With `self`: a pause that `self` holds does not count.
-  bool must_stop(const Vcpu* self = nullptr) const { return pause_.must_stop(self); }
-  bool ending() const { return pause_.ending(); }
-  // The vCPU stopped for a pause: parks until it ends (or is handed to this
-  // vCPU). False: the VM ends.
-  bool park_until_resumed(Vcpu& vcpu) { return pause_.park_until_resumed(vcpu); }
-  // At the boundary after `vcpu`'s `out` to the fork port: serves `request`
-  // (reset once served), or parks while another vCPU's pause goes first
-  // (the request is retried after it). False: the VM ended.
-  bool serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request);
-  // An exclusive section for `vcpu` (the soft engine's locked accesses that
-  // the host cannot make atomic): the pause of a fork, held by `vcpu`, which
-  // runs on alone. True: every other running vCPU is parked at an
-  // instruction boundary until end_exclusive(). False: another vCPU holds
-  // the pause (a fork, or its own section; `vcpu` is queued for it) or the
-  // VM ends; the caller stops before its instruction and parks
-  // (park_until_resumed), then tries again.
-  bool begin_exclusive(Vcpu& vcpu);
-  void end_exclusive() { pause_.resume_others(); }
-  void vcpu_halted(Vcpu& vcpu);
-  void vcpu_failed(Vcpu& vcpu, const std::string& cause);
-  // The vCPU's thread is about to return (the VM ends).
-  void vcpu_exited();
-  // The vCPU's thread is about to run its first guest instruction: blocks
-  // until the VM is started, then records the fork latency (a clone). The
-  // VM may have ended instead (abandoned): the thread must check ending().
-  void note_first_instruction();
+  Engine engine() const { return hypervisor_.engine(); }
+  // Logs what the engine counted of the VM (once it has ended).
+  void log_engine_counters() const { machine_->log_counters(name_); }
 
-  // --- Called by the kvm engine's fault service. ---
-  // A fault of the vCPU thread `thread_id` could not be served: the VM ends
-  // with an error naming the vCPU and the cause.
-  void memory_failed(const Error& error, pid_t thread_id);
-
-  Engine engine() const { return engine_; }
-  // The kvm engine's side of the VM (null on the soft engine).
-  const kvm::KvmMachine* kvm_machine() const { return kvm_.get(); }
+  // --- VmHost: called by the VM's vCPU threads and its engine. ---
+  AddressSpace& space() override { return *space_; }
+  // The devices; `out` of 4 bytes to the fork port is a fork request.
+  Result<PortAction> port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value) override;
+  Result<uint32_t> port_in(Vcpu& vcpu, uint16_t port, uint8_t size) override;
+  bool must_stop(const Vcpu* self = nullptr) const override { return pause_.must_stop(self); }
+  bool ending() const override { return pause_.ending(); }
+  bool park_until_resumed(Vcpu& vcpu) override { return pause_.park_until_resumed(vcpu); }
+  bool serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request) override;
+  // The section is the pause of a fork, held by `vcpu`, which runs on alone.
+  // False: another vCPU holds the pause (a fork, or its own section; `vcpu`
+  // is queued for it) or the VM ends.
+  bool begin_exclusive(Vcpu& vcpu) override;
+  void end_exclusive() override { pause_.resume_others(); }
+  // Records the fork latency (a clone) once the VM has started.
+  void note_first_instruction() override;
+  void vcpu_halted(Vcpu& vcpu) override;
+  void vcpu_failed(Vcpu& vcpu, const std::string& cause) override;
+  void vcpu_exited() override;
+  void memory_failed(const std::string& cause) override;
 
  private:
-  Vm(Monitor& monitor, Engine engine, std::string name, std::unique_ptr<AddressSpace> space,
-     const GuestLayout& layout, std::optional<uint64_t> fork_request_ns);
+  Vm(Monitor& monitor, Hypervisor& hypervisor, std::string name,
+     std::unique_ptr<AddressSpace> space, const GuestLayout& layout,
+     std::optional<uint64_t> fork_request_ns);
   Result<void> create_vcpus(const std::vector<VcpuSnapshot>& vcpus);
   void end(uint32_t status);
   // Never started and never will be: threads already made leave at once.
@@ -148,10 +129,10 @@ class Vm {
 
   Monitor& monitor_;
   uint64_t reserved_vcpus_ = 0;  // of the monitor's vCPU limit, given back by ~Vm
-  const Engine engine_;
+  Hypervisor& hypervisor_;
   const std::string name_;
   std::unique_ptr<AddressSpace> space_;
-  std::unique_ptr<kvm::KvmMachine> kvm_;  // after space_: it realizes it
+  std::unique_ptr<Machine> machine_;  // after space_: it may map it; outlives vcpus_
   const GuestLayout layout_;
   const std::optional<uint64_t> fork_request_ns_;
   std::atomic<bool> first_instruction_seen_{false};

@@ -1,4 +1,4 @@
-#include "vmm/vm/kvm_vcpu.h"
+#include "vmm/kvm/kvm_vcpu.h"
 
 #include <pthread.h>
 #include <sys/ioctl.h>
@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "vmm/boot/exception_handlers.h"
-#include "vmm/vm/vm.h"
+#include "vmm/kvm/kvm_cpu_state.h"
 
 namespace vmfork {
 
@@ -49,13 +49,10 @@ const char* exit_name(uint32_t reason) {
 
 }  // namespace
 
-Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(Vm& vm, kvm::KvmMachine& machine, uint32_t index,
+Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(VmHost& vm, kvm::KvmMachine& machine,
+                                                 KvmVcpuDirectory& directory, uint32_t index,
                                                  const VcpuSnapshot& from) {
-  const auto* state = std::get_if<kvm::KvmCpuState>(&from.cpu);
-  if (state == nullptr) {
-    return make_error(ErrorCode::kInternal, "a kvm vCPU needs a kvm snapshot");
-  }
-  Result<kvm::KvmVcpuFd> fd = machine.create_vcpu(index, *state);
+  Result<kvm::KvmVcpuFd> fd = machine.create_vcpu(index, kvm::from_neutral(from.cpu));
   if (!fd) return fd.error();
   kvm::HaltWatch* watch = machine.halt_watch();
   std::optional<kvm::VcpuStat> emulations;
@@ -69,22 +66,27 @@ Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(Vm& vm, kvm::KvmMachine& machin
     }
     emulations = std::move(*stat);
   }
-  return std::unique_ptr<KvmVcpu>(new KvmVcpu(vm, machine.ram(), index, std::move(*fd), from.halted,
-                                              watch, std::move(emulations)));
+  return std::unique_ptr<KvmVcpu>(new KvmVcpu(vm, machine.ram(), directory, index, std::move(*fd),
+                                              from.halted, watch, std::move(emulations)));
 }
 
-KvmVcpu::KvmVcpu(Vm& vm, kvm::GuestRam& ram, uint32_t index, kvm::KvmVcpuFd fd, bool halted,
-                 kvm::HaltWatch* halt_watch, std::optional<kvm::VcpuStat> emulations)
+KvmVcpu::KvmVcpu(VmHost& vm, kvm::GuestRam& ram, KvmVcpuDirectory& directory, uint32_t index,
+                 kvm::KvmVcpuFd fd, bool halted, kvm::HaltWatch* halt_watch,
+                 std::optional<kvm::VcpuStat> emulations)
     : vm_(vm),
       ram_(ram),
+      directory_(directory),
       index_(index),
       fd_(std::move(fd)),
       halted_(halted),
       halt_watch_(halt_watch),
-      emulations_(std::move(emulations)) {}
+      emulations_(std::move(emulations)) {
+  directory_.add(this);
+}
 
 KvmVcpu::~KvmVcpu() {
   join();
+  directory_.remove(this);
 }
 
 void KvmVcpu::start() {
@@ -114,16 +116,14 @@ void KvmVcpu::fail_memory(const std::string& cause) {
 Result<VcpuSnapshot> KvmVcpu::state_as_is() const {
   Result<kvm::KvmCpuState> state = fd_.get_state();
   if (!state) return state.error();
-  return VcpuSnapshot{std::move(*state), halted_};
+  return VcpuSnapshot{kvm::to_neutral(*state), halted_};
 }
 
 Result<VcpuSnapshot> KvmVcpu::snapshot() const {
   Result<VcpuSnapshot> snapshot = state_as_is();
   // An unserved fork request of ours: the copy stands at its `out` again,
   // so it asks again in the clone.
-  if (snapshot && fork_request_) {
-    std::get<kvm::KvmCpuState>(snapshot->cpu).regs.rip = fork_out_rip_;
-  }
+  if (snapshot && fork_request_) snapshot->cpu.regs.rip = fork_out_rip_;
   return snapshot;
 }
 
@@ -391,7 +391,12 @@ bool KvmVcpu::handle_io() {
         fail(describe_exception());
         return false;
       }
-      if (port == port::kFork && size == 4) {
+      Result<PortAction> done = vm_.port_out(*this, port, size, value);
+      if (!done) {
+        fail(fmt::format("{} at RIP {:#x}", done.error().message, rip()));
+        return false;
+      }
+      if (*done == PortAction::kFork) {
         // Served at the boundary after the `out`, in run(). The `out` is
         // retired now: after the exit, RIP is the instruction's where KVM
         // ran it natively but already past it where KVM emulated it (PVM
@@ -405,12 +410,7 @@ bool KvmVcpu::handle_io() {
         fork_request_ = value;
         return true;
       }
-      Result<soft::PortAction> done = vm_.port_out(*this, port, size, value);
-      if (!done) {
-        fail(fmt::format("{} at RIP {:#x}", done.error().message, rip()));
-        return false;
-      }
-      if (*done == soft::PortAction::kStop) return true;  // the VM ends
+      if (*done == PortAction::kStop) return true;  // the VM ends
     } else {
       Result<uint32_t> value = vm_.port_in(*this, port, size);
       if (!value) {

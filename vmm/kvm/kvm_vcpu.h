@@ -17,16 +17,18 @@
 #include <string>
 #include <thread>
 
+#include "vmm/hypervisor/vcpu.h"
+#include "vmm/hypervisor/vm_host.h"
 #include "vmm/kvm/kvm_machine.h"
-#include "vmm/vm/vcpu.h"
+#include "vmm/kvm/kvm_vcpu_directory.h"
 
 namespace vmfork {
 
-class Vm;
-
 class KvmVcpu final : public Vcpu {
  public:
-  static Result<std::unique_ptr<KvmVcpu>> create(Vm& vm, kvm::KvmMachine& machine, uint32_t index,
+  // Joins `directory` (the VM's) until destroyed.
+  static Result<std::unique_ptr<KvmVcpu>> create(VmHost& vm, kvm::KvmMachine& machine,
+                                                 KvmVcpuDirectory& directory, uint32_t index,
                                                  const VcpuSnapshot& from);
   ~KvmVcpu() override;
   KvmVcpu(const KvmVcpu&) = delete;
@@ -51,8 +53,9 @@ class KvmVcpu final : public Vcpu {
   void fail_memory(const std::string& cause);
 
  private:
-  KvmVcpu(Vm& vm, kvm::GuestRam& ram, uint32_t index, kvm::KvmVcpuFd fd, bool halted,
-          kvm::HaltWatch* halt_watch, std::optional<kvm::VcpuStat> emulations);
+  KvmVcpu(VmHost& vm, kvm::GuestRam& ram, KvmVcpuDirectory& directory, uint32_t index,
+          kvm::KvmVcpuFd fd, bool halted, kvm::HaltWatch* halt_watch,
+          std::optional<kvm::VcpuStat> emulations);
   void run();
   void run_loop();
   // One KVM_RUN; false when the thread must leave its loop.
@@ -76,8 +79,9 @@ class KvmVcpu final : public Vcpu {
   std::string describe_exception() const;
   void fail(const std::string& cause);
 
-  Vm& vm_;
-  kvm::GuestRam& ram_;  // the VM's; outlives its vCPUs
+  VmHost& vm_;
+  kvm::GuestRam& ram_;           // the VM's; outlives its vCPUs
+  KvmVcpuDirectory& directory_;  // the VM's; outlives its vCPUs
   const uint32_t index_;
   kvm::KvmVcpuFd fd_;
   bool halted_;                           // this vCPU's thread, or anyone while it is parked

@@ -1,27 +1,22 @@
 // A vCPU of a VM, whatever engine runs it: a thread that executes guest
 // code until the VM pauses (it parks at an instruction boundary) or ends.
-// Vm drives the pause and the fork through this interface; the engines'
-// vCPUs (SoftVcpu, KvmVcpu) implement it.
+// The VM drives the pause and the fork through this interface; each engine's
+// machine (machine.h) creates them.
 #pragma once
 
 #include <cstdint>
-#include <variant>
 
 #include "ept/result.h"
-#include "vmm/kvm/kvm_cpu_state.h"
-#include "vmm/soft/cpu_state.h"
-#include "vmm/vm/vcpu_pause.h"
+#include "vmm/hypervisor/cpu_state.h"
+#include "vmm/hypervisor/pause_member.h"
 
 namespace vmfork {
 
-// What a snapshot keeps of a vCPU: its engine's architectural state.
+// What a snapshot keeps of a vCPU.
 struct VcpuSnapshot {
-  std::variant<soft::CpuState, kvm::KvmCpuState> cpu;
+  CpuState cpu;
   bool halted = false;
 };
-
-// Sets RAX in a snapshot (the fork's result in each clone).
-void set_rax(VcpuSnapshot& snapshot, uint64_t rax);
 
 // parking() and resuming() (PauseMember): around a pause, on the vCPU's own
 // thread, it stops or resumes taking part in its address space's shootdowns

@@ -18,7 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace vmfork::soft {
+namespace vmfork {
 
 namespace guest_word_detail {
 
@@ -91,4 +91,4 @@ inline void store_guest_word(std::byte* p, unsigned size, uint64_t value) {
   }
 }
 
-}  // namespace vmfork::soft
+}  // namespace vmfork

@@ -1,8 +1,6 @@
-#include "vmm/vm/soft_vcpu.h"
+#include "vmm/soft/soft_vcpu.h"
 
-#include <fmt/format.h>
-
-#include "vmm/vm/vm.h"
+#include "vmm/soft/soft_cpu_state.h"
 
 namespace vmfork {
 
@@ -12,22 +10,20 @@ namespace {
 constexpr uint64_t kRunBudget = uint64_t{1} << 22;
 }  // namespace
 
-Result<std::unique_ptr<SoftVcpu>> SoftVcpu::create(Vm& vm, uint32_t index,
+Result<std::unique_ptr<SoftVcpu>> SoftVcpu::create(VmHost& vm, uint32_t index,
                                                    const VcpuSnapshot& from) {
-  if (!std::holds_alternative<soft::CpuState>(from.cpu)) {
-    return make_error(ErrorCode::kInternal, "a soft vCPU needs a soft snapshot");
-  }
   Result<std::unique_ptr<VcpuMemory>> memory = VcpuMemory::create(vm.space(), VcpuStart::kParked);
   if (!memory) return memory.error();
   return std::unique_ptr<SoftVcpu>(new SoftVcpu(vm, index, std::move(*memory), from));
 }
 
-SoftVcpu::SoftVcpu(Vm& vm, uint32_t index, std::unique_ptr<VcpuMemory> memory,
+SoftVcpu::SoftVcpu(VmHost& vm, uint32_t index, std::unique_ptr<VcpuMemory> memory,
                    const VcpuSnapshot& from)
     : vm_(vm),
       index_(index),
       memory_(std::move(memory)),
-      state_(std::get<soft::CpuState>(from.cpu)),
+      outside_interpreter_(from.cpu),
+      state_(soft::to_soft(from.cpu)),
       halted_(from.halted) {}
 
 SoftVcpu::~SoftVcpu() {
@@ -47,20 +43,37 @@ Result<std::byte*> SoftVcpu::translate(uint64_t gpa, Access access) {
 }
 
 Result<soft::PortAction> SoftVcpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
-  if (port == port::kFork && size == 4) {
-    // The fork happens at the next instruction boundary, in run(). During
-    // the `out`, the state's RIP is still the instruction's own.
-    fork_request_ = value;
-    fork_rip_ = state_.rip;
-    return soft::PortAction::kStop;
+  Result<PortAction> action = vm_.port_out(*this, port, size, value);
+  if (!action) return action.error();
+  switch (*action) {
+    case PortAction::kContinue:
+      return soft::PortAction::kContinue;
+    case PortAction::kStop:
+      return soft::PortAction::kStop;
+    case PortAction::kFork:
+      // The fork happens at the next instruction boundary, in run(). During
+      // the `out`, the state's RIP is still the instruction's own.
+      fork_request_ = value;
+      fork_rip_ = state_.rip;
+      return soft::PortAction::kStop;
   }
-  return vm_.port_out(*this, port, size, value);
+  return soft::PortAction::kStop;
+}
+
+VcpuSnapshot SoftVcpu::snapshot_of(const soft::CpuState& cpu) const {
+  VcpuSnapshot snapshot{outside_interpreter_, halted_};
+  soft::from_soft(cpu, snapshot.cpu);
+  return snapshot;
 }
 
 Result<VcpuSnapshot> SoftVcpu::snapshot() const {
   soft::CpuState copy = state_;
   if (fork_request_) copy.rip = fork_rip_;
-  return VcpuSnapshot{copy, halted_};
+  return snapshot_of(copy);
+}
+
+Result<VcpuSnapshot> SoftVcpu::snapshot_past_fork() {
+  return snapshot_of(state_);
 }
 
 Result<void> SoftVcpu::set_fork_result(uint64_t rax) {

@@ -1,0 +1,37 @@
+// An engine's side of one VM (cloud-hypervisor's `Vm`): made by the engine's
+// Hypervisor for a VM, it makes the VM's vCPUs and takes part in snapshots
+// of the VM's memory. It outlives the vCPUs it made.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "ept/result.h"
+#include "vmm/hypervisor/vcpu.h"
+
+namespace vmfork {
+
+class Machine {
+ public:
+  virtual ~Machine() = default;
+
+  // vCPU `index`, starting from `from`, parked until Vcpu::start(). `from`
+  // may have come from another engine (its blob is then ignored).
+  virtual Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t index, const VcpuSnapshot& from) = 0;
+
+  // Held while a snapshot of the VM's memory is taken: no fault of the VM is
+  // being served meanwhile (DESIGN section 7). Empty where faults are served
+  // on the vCPUs' own threads, which are paused.
+  virtual std::unique_lock<std::mutex> hold_faults() = 0;
+  // After the snapshot, hold_faults() still held, every vCPU paused: what
+  // the engine mapped of the VM's memory is stale (its root lost W) and
+  // starts over. An error ends the VM.
+  virtual Result<void> restart_memory_locked() = 0;
+
+  // Logs what the engine counted of the VM `vm_name`, when it has ended.
+  virtual void log_counters(const std::string& vm_name) const = 0;
+};
+
+}  // namespace vmfork
