@@ -1,10 +1,12 @@
 // A freed table waits for the grace period before reuse (DESIGN section 5).
 // VM V is cloned from an origin that then goes away, so V's tables have a
 // count of 1 but are entered read-only. vCPU C of V reads page G and is held
-// between two levels of its walk, inside the old page-table path. Meanwhile
-// a write to G unshares that path: each old table is copied and retired.
-// Frames are then reclaimed, allocated and filled with a table that maps
-// every entry to itself. C has passed no quiescent point, so the retired
+// between the last two levels of its walk: it has read the entry that names
+// G's leaf table and not yet the leaf. Meanwhile a write to G unshares the
+// path: each old table is copied and retired (the copies are allocated
+// before the old tables are freed, so the old leaf table is the last one
+// freed). Frames are then reclaimed, allocated and filled with a table that
+// maps every entry to itself. C has passed no quiescent point, so the retired
 // tables cannot be among them, and C's walk ends on the frame V maps at G.
 // A frame that went back to the pool at once would be handed out again and
 // overwritten under C, whose walk would end on a frame V never mapped.
@@ -59,9 +61,9 @@ uint64_t c_read_through_retired_tables() {
 
   std::atomic<bool> c_in_walk{false};
   std::atomic<bool> frames_reused{false};
-  ScopedTestPointHook hook([&, held = false](TestPoint point) mutable {
-    if (vcpu_name != 'C' || point != TestPoint::kBetweenWalkLevels || held) return;
-    held = true;
+  ScopedTestPointHook hook([&, levels_read = 0](TestPoint point) mutable {
+    if (vcpu_name != 'C' || point != TestPoint::kBetweenWalkLevels) return;
+    if (++levels_read != kEptLevels - 1) return;  // hold C before the leaf table
     c_in_walk.store(true, std::memory_order_release);
     // Held as it is: no shootdown serviced, no quiescent point passed.
     EXPECT_TRUE(wait_for_flag(frames_reused, kAllowedWait));
