@@ -4,6 +4,7 @@
 
 #include "ept/leaf_lock.h"
 #include "ept/lock_order.h"
+#include "ept/test_point.h"
 
 namespace vmfork {
 
@@ -85,6 +86,7 @@ Result<void> EptTree::unshare_child_locked(std::atomic<uint64_t>& slot, EptEntry
   // children before the old table's reference is dropped, so no child is
   // ever briefly unowned, and its entries lose W: the protection moves one
   // level down.
+  test_point(TestPoint::kBeforeTableCopy);
   Result<FrameId> copy = memory_.allocate_table(waiter);
   if (!copy) return copy.error();
   std::atomic<uint64_t>* copy_entries = memory_.entries(*copy);
@@ -97,6 +99,7 @@ Result<void> EptTree::unshare_child_locked(std::atomic<uint64_t>& slot, EptEntry
   }
   slot.store(EptEntry::table(*copy, entry.access() | Access::kWrite).raw(),
              std::memory_order_release);
+  test_point(TestPoint::kBeforeTableRelease);
   release_entry(entry, child_level + 1);
   return Ok{};
 }
@@ -145,6 +148,7 @@ Result<FrameId> EptTree::clone(FrameId root, Waiter& waiter) {
 }
 
 void EptTree::release_entry(EptEntry entry, int level) {
+  test_point(TestPoint::kBeforeReleaseEntry);
   const FrameId frame = entry.frame();
   if (!memory_.put(frame)) return;
   if (level == 1) {

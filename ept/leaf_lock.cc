@@ -3,10 +3,12 @@
 #include <cassert>
 
 #include "ept/lock_order.h"
+#include "ept/test_point.h"
 
 namespace vmfork {
 
 LeafLock::LeafLock(std::atomic<uint64_t>& slot, Waiter& waiter) : slot_(slot) {
+  test_point(TestPoint::kBeforeLeafLock);
   lock_order::acquired(LockRank::kLeaf);
   uint64_t current = slot_.load(std::memory_order_relaxed);
   for (;;) {
@@ -41,11 +43,13 @@ void LeafLock::store(EptEntry next) {
 
 void LeafLock::install(EptEntry next) {
   assert(!entry_.present() && next.present());
+  test_point(TestPoint::kBeforeLeafInstall);
   store(next);
 }
 
 void LeafLock::add_permissions(Access access) {
   assert(entry_.present() && !awaiting_invept_);
+  test_point(TestPoint::kBeforeAddPermissions);
   store(entry_.with(EptEntry::permission_bits(access)));
 }
 
@@ -58,6 +62,7 @@ EptEntry LeafLock::reduce_permissions(Access access) {
 
 void LeafLock::remap_read_only(FrameId frame) {
   assert(entry_.present());
+  test_point(TestPoint::kBeforeRemapReadOnly);
   // Same attributes (memory type, ignore-PAT, ...), new frame, no W.
   store(EptEntry((entry_.raw() & ~(EptEntry::kAddressMask | EptEntry::kWrite)) |
                  (frame.pool_offset() & EptEntry::kAddressMask)));
@@ -66,16 +71,9 @@ void LeafLock::remap_read_only(FrameId frame) {
 
 void LeafLock::make_writable(const InveptDone& /*invept*/) {
   assert(entry_.present());
+  test_point(TestPoint::kBeforeMakeWritable);
   store(entry_.with(EptEntry::kWrite));
   awaiting_invept_ = false;
 }
-
-#ifdef VMFORK_TESTING
-void LeafLock::remap_writable_for_testing(FrameId frame) {
-  // Bypasses store()'s check on purpose: this is the race being tested.
-  entry_ = EptEntry::leaf(frame, entry_.access() | Access::kWrite, entry_.memory_type());
-  slot_.store(entry_.raw() | EptEntry::kSoftwareLock, std::memory_order_release);
-}
-#endif
 
 }  // namespace vmfork

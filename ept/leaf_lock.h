@@ -43,12 +43,6 @@ class [[nodiscard]] LeafLock {
   // Step 7, stage 2: set W, after the INVEPT of step 6.
   void make_writable(const InveptDone& invept);
 
-#ifdef VMFORK_TESTING
-  // The weakened single-stage protocol (publish the new frame writable at
-  // once). Exists only in test builds, for the race tests.
-  void remap_writable_for_testing(FrameId frame);
-#endif
-
  private:
   void store(EptEntry entry);
 

@@ -4,6 +4,8 @@
 
 #include <cassert>
 
+#include "ept/test_point.h"
+
 namespace vmfork {
 
 bool ShootdownTarget::service() {
@@ -101,6 +103,7 @@ void ShootdownDomain::remove(ShootdownTarget* target) {
 }
 
 ShootdownBatch::ShootdownBatch(ShootdownDomain& domain, Eptp eptp, ShootdownTarget* self) {
+  test_point(TestPoint::kBeforeShootdownPost);
   const size_t slots = domain.count_.load(std::memory_order_acquire);
   for (size_t i = 0; i < slots; ++i) {
     ShootdownTarget* target = domain.targets_[i].load(std::memory_order_acquire);
@@ -135,11 +138,13 @@ ShootdownBatch::~ShootdownBatch() {
 }
 
 InveptDone ShootdownBatch::wait(Waiter& waiter) {
+  test_point(TestPoint::kBeforeShootdownWait);
   for (size_t i = 0; i < count_; ++i) {
     while (!targets_[i]->acknowledged(tickets_[i]))
       waiter.on_wait();
   }
   done_ = true;
+  test_point(TestPoint::kAfterShootdownWait);
   return InveptDone();
 }
 

@@ -1,5 +1,7 @@
 #include "ept/walker.h"
 
+#include "ept/test_point.h"
+
 namespace vmfork {
 
 namespace {
@@ -52,6 +54,7 @@ WalkResult ept_walk(const TableMemory& memory, FrameId root, Gfn gfn, Access req
       return WalkResult{WalkResult::Kind::kMisconfiguration, FrameId(), allowed, 0, level};
     }
     table = entry.frame();
+    test_point(TestPoint::kBetweenWalkLevels);
   }
   __builtin_unreachable();
 }

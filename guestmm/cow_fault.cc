@@ -84,12 +84,6 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   // 4. Copy F into F2, keeping our reference on F until step 8 (delayed
   //    release): while we count on F, no other holder sees a count of 1 in
   //    step 3, so nobody writes F while we copy it.
-#ifdef VMFORK_TESTING
-  const ProtocolTestHooks& hooks = memory_.test_hooks();
-  const bool eager_release = hooks.variant == ProtocolVariant::kEagerRelease;
-  if (eager_release) tree.release_entry(entry, 1);  // weakened: the first race
-  if (hooks.before_copy) hooks.before_copy();
-#endif
   Result<FrameId> copy = memory_.allocate_data(Zeroed::kNo, waiter);
   if (!copy) return copy.error();
   waiter.poll();
@@ -97,21 +91,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   count(&Counters::copies);
 
   // 5. Stage 1: publish the leaf as F2, readable and executable, not writable.
-#ifdef VMFORK_TESTING
-  if (hooks.variant == ProtocolVariant::kSingleStage) {
-    leaf.remap_writable_for_testing(*copy);  // weakened: the second race
-    if (hooks.after_publish) hooks.after_publish();
-    ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp(), waiter);
-    (void)batch.wait(waiter);
-    count(&Counters::shootdowns);
-    tree.release_entry(entry, 1);
-    return Ok{};
-  }
-#endif
   leaf.remap_read_only(*copy);
-#ifdef VMFORK_TESTING
-  if (hooks.after_publish) hooks.after_publish();
-#endif
 
   // 6. INVEPT, single-context for our EPTP, on every vCPU of this space;
   //    wait for every acknowledgement (servicing our own meanwhile). After
@@ -125,9 +105,6 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
 
   // 8. Release our reference on F (reclaimed once nobody can reach it); the
   //    leaf unlocks when `leaf` goes out of scope.
-#ifdef VMFORK_TESTING
-  if (eager_release) return Ok{};
-#endif
   tree.release_entry(entry, 1);
   return Ok{};
   // 9. The caller resumes the faulting vCPU, which retries its access.

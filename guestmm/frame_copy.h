@@ -1,9 +1,9 @@
 // Copying one 4 KiB frame. The protocol guarantees nobody writes the source
 // during the copy (the copier's reference keeps its count above 1), so a
 // plain memcpy is correct. ThreadSanitizer builds copy word by word with
-// relaxed atomics instead: the race tests run deliberately broken variants
-// of the protocol, and must see the torn copy as a wrong result rather
-// than abort on it.
+// relaxed atomics instead: the race tests also run against mutants of the
+// protocol (tests/mutation), and must see a torn copy as a wrong result
+// rather than abort on it.
 #pragma once
 
 #include <atomic>
@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ept/test_point.h"
 #include "ept/types.h"
 #include "ept/waiter.h"
 
@@ -39,6 +40,7 @@ inline void copy_frame_polling(std::byte* to, const std::byte* from, Waiter& wai
   constexpr size_t kQuarter = kPageSize / 4;
   for (size_t offset = 0; offset < kPageSize; offset += kQuarter) {
     if (offset != 0) waiter.poll();
+    test_point(offset == 0 ? TestPoint::kBeforeFrameCopy : TestPoint::kDuringFrameCopy);
     copy_bytes(to + offset, from + offset, kQuarter);
   }
 }

@@ -15,7 +15,6 @@
 #include "guestmm/frame_pool.h"
 #include "guestmm/frame_table.h"
 #include "guestmm/per_thread.h"
-#include "guestmm/protocol_variant.h"
 #include "guestmm/reclaimer.h"
 
 namespace vmfork {
@@ -71,12 +70,6 @@ class GuestMemory final : public TableMemory {
   void lock(FrameId frame, Waiter& waiter) override { frame_table_.lock(frame, waiter); }
   void unlock(FrameId frame) override { frame_table_.unlock(frame); }
 
-#ifdef VMFORK_TESTING
-  ProtocolTestHooks& test_hooks() {
-    return test_hooks_;
-  }
-#endif
-
  private:
   GuestMemory(std::unique_ptr<FramePool> pool, FrameTable frame_table, Reclaimer reclaimer);
   Result<FrameId> allocate(FrameKind kind, Zeroed zeroed, Waiter& waiter);
@@ -95,10 +88,6 @@ class GuestMemory final : public TableMemory {
 
   mutable std::mutex roots_mutex_;  // never taken on a fault path
   std::multiset<FrameId> roots_;    // guarded by roots_mutex_
-
-#ifdef VMFORK_TESTING
-  ProtocolTestHooks test_hooks_;
-#endif
 };
 
 // What the tree rooted at `root` reaches, exclusive or shared.

@@ -2,6 +2,8 @@
 
 #include <cassert>
 
+#include "ept/test_point.h"
+
 namespace vmfork {
 
 Result<Reclaimer> Reclaimer::create(uint64_t frames,
@@ -122,6 +124,7 @@ uint64_t Reclaimer::collect() {
     cursor = entry.next_plus_one.load(std::memory_order_relaxed);
     if (entry.stamp.load(std::memory_order_relaxed) + 2 <= epoch) {
       pending_.fetch_sub(1, std::memory_order_relaxed);
+      test_point(TestPoint::kBeforeFramesReturned);
       release_(frame, static_cast<FrameKind>(entry.kind.load(std::memory_order_relaxed)));
       ++released;
     } else {

@@ -503,7 +503,7 @@ inline handle_write_fault() {
         rc = 0;
         /* 4. Copy F into F2, keeping our reference on F (delayed release). */
         if
-        :: EAGER -> atomic { release_data(oldf) } /* guestmm/cow_fault.cc AddressSpace::handle_write_fault, step 4: `if (eager_release) tree.release_entry(entry, 1);  // weakened: the first race` */
+        :: EAGER -> atomic { release_data(oldf) } /* guestmm/cow_fault.cc AddressSpace::handle_write_fault, step 8 moved here (tests/mutation/mutants/eager_release.patch): `tree.release_entry(entry, 1);` */
         :: else
         fi;
         allocate(K_DATA);                      /* guestmm/cow_fault.cc AddressSpace::handle_write_fault, step 4: `Result<FrameId> copy = memory_.allocate_data(Zeroed::kNo, waiter);` */
@@ -525,8 +525,8 @@ inline handle_write_fault() {
           assert(mem[cp * 2] == view[vm * 2] && mem[cp * 2 + 1] == view[vm * 2 + 1]) }
         if
         :: SINGLE ->
-           atomic { ent = PRESENT | WRITE | cp; /* guestmm/cow_fault.cc AddressSpace::handle_write_fault, step 5: `leaf.remap_writable_for_testing(*copy);  // weakened: the second race` */
-             mem[pt * 2] = ent | LOCK }        /* ept/leaf_lock.cc LeafLock::remap_writable_for_testing: `slot_.store(entry_.raw() | EptEntry::kSoftwareLock, std::memory_order_release);` */
+           atomic { ent = PRESENT | WRITE | cp; /* guestmm/cow_fault.cc AddressSpace::handle_write_fault, step 5 keeping W (tests/mutation/mutants/single_stage.patch): `leaf.remap_read_only(*copy);` */
+             mem[pt * 2] = ent | LOCK }        /* ept/leaf_lock.cc LeafLock::store: `slot_.store(next.raw() | EptEntry::kSoftwareLock, std::memory_order_release);` */
            shootdown();                        /* guestmm/cow_fault.cc AddressSpace::handle_write_fault, step 5: `ShootdownBatch batch = ShootdownBatch::single_context(vcpus_, eptp(), waiter);` */
            atomic {
              release_data(oldf);               /* guestmm/cow_fault.cc AddressSpace::handle_write_fault, step 5: `tree.release_entry(entry, 1);` */
