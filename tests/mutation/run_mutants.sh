@@ -7,7 +7,7 @@
 #
 # --build-dir DIR  scratch directory (kept, and reused incrementally by the
 #                  next run); default: a temporary directory, removed at exit.
-# --timeout S      limit of each ctest run (default 180); a mutant that makes
+# --timeout S      limit of each ctest run (default 90); a mutant that makes
 #                  the tests run longer is killed by timeout.
 # --jobs N         parallel builds and tests (default 2).
 # NAME...          mutants to run (file names in mutants/, .patch optional);
@@ -25,7 +25,7 @@ test_dirs=(ept guestmm race)
 
 scratch=""
 keep_scratch=0
-run_timeout=180
+run_timeout=90
 jobs=2
 names=()
 
