@@ -35,11 +35,7 @@ uint64_t host_read(AddressSpace& space, Gpa gpa) {
 
 // One attempt: both faults, then A's word as V holds it.
 void both_fault_on_the_same_page(int attempt) {
-  Result<std::unique_ptr<GuestMemory>> memory =
-      GuestMemory::create({.pool_bytes = 16 << 20, .populate = Populate::kOnDemand});
-  EXPECT_TRUE(memory.ok());
-  Result<std::unique_ptr<AddressSpace>> origin = (*memory)->create_space("origin", 4 << 20);
-  EXPECT_TRUE(origin.ok());
+  auto [memory, origin] = make_race_memory();
   EXPECT_TRUE((*origin)->populate(kPage, 2 * kPageSize).ok());
   // W's own leaf table also refers to F, so F keeps a count of 2 after V's
   // first fault drops its reference: a second copy decision would copy.

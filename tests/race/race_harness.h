@@ -21,6 +21,8 @@
 
 #include "ept/test_point.h"
 #include "ept/waiter.h"
+#include "guestmm/address_space.h"
+#include "guestmm/guest_memory.h"
 #include "guestmm/vcpu_memory.h"
 #include "tests/support/spin_barrier.h"
 
@@ -64,6 +66,23 @@ class ScopedTestPointHook {
   static inline std::function<void(TestPoint)>* current_ = nullptr;
   std::function<void(TestPoint)> hook_;
 };
+
+// Where every race starts: a guest memory (a 16 MiB pool, frames populated
+// on demand) and one 4 MiB space in it, "origin", that the test fills and
+// clones.
+struct RaceMemory {
+  Result<std::unique_ptr<GuestMemory>> memory;
+  Result<std::unique_ptr<AddressSpace>> origin;
+};
+
+inline RaceMemory make_race_memory() {
+  Result<std::unique_ptr<GuestMemory>> memory =
+      GuestMemory::create({.pool_bytes = 16 << 20, .populate = Populate::kOnDemand});
+  EXPECT_TRUE(memory.ok()) << memory.error().message;
+  Result<std::unique_ptr<AddressSpace>> origin = (*memory)->create_space("origin", 4 << 20);
+  EXPECT_TRUE(origin.ok()) << origin.error().message;
+  return {std::move(memory), std::move(origin)};
+}
 
 // A guest word store/load through the vCPU's translation cache, as the
 // soft engine performs them (relaxed atomics: guest accesses may race).

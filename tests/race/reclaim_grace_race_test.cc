@@ -47,11 +47,7 @@ std::vector<FrameId> allocate_and_scribble(GuestMemory& memory, uint64_t count) 
 
 // One attempt; returns the word C's read of G found.
 uint64_t c_read_through_retired_tables() {
-  Result<std::unique_ptr<GuestMemory>> memory =
-      GuestMemory::create({.pool_bytes = 16 << 20, .populate = Populate::kOnDemand});
-  EXPECT_TRUE(memory.ok());
-  Result<std::unique_ptr<AddressSpace>> origin = (*memory)->create_space("origin", 4 << 20);
-  EXPECT_TRUE(origin.ok());
+  auto [memory, origin] = make_race_memory();
   EXPECT_TRUE((*origin)->write(kPage, std::as_bytes(std::span(&kOriginalValue, 1))).ok());
   Result<std::unique_ptr<AddressSpace>> v = (*origin)->clone("v");
   EXPECT_TRUE(v.ok());

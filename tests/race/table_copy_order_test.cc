@@ -27,11 +27,7 @@ uint64_t value_of(uint64_t page) {
 }
 
 TEST(TableCopyOrder, UnsharingALastReferenceKeepsEveryFrameBelowIt) {
-  Result<std::unique_ptr<GuestMemory>> memory =
-      GuestMemory::create({.pool_bytes = 16 << 20, .populate = Populate::kOnDemand});
-  ASSERT_TRUE(memory.ok());
-  Result<std::unique_ptr<AddressSpace>> origin = (*memory)->create_space("origin", 4 << 20);
-  ASSERT_TRUE(origin.ok());
+  auto [memory, origin] = make_race_memory();
   for (uint64_t page = 0; page < kPages; ++page) {
     const uint64_t value = value_of(page);
     ASSERT_TRUE(

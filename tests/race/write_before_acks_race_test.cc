@@ -31,11 +31,7 @@ constexpr int kAttempts = 5;
 
 // One attempt; returns true if C saw A's flag but not A's write.
 bool c_missed_a_completed_write() {
-  Result<std::unique_ptr<GuestMemory>> memory =
-      GuestMemory::create({.pool_bytes = 16 << 20, .populate = Populate::kOnDemand});
-  EXPECT_TRUE(memory.ok());
-  Result<std::unique_ptr<AddressSpace>> origin = (*memory)->create_space("origin", 4 << 20);
-  EXPECT_TRUE(origin.ok());
+  auto [memory, origin] = make_race_memory();
   EXPECT_TRUE((*origin)->populate(kPage, kPageSize).ok());
   Result<std::unique_ptr<AddressSpace>> vm = (*origin)->clone("vm");
   EXPECT_TRUE(vm.ok());
