@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <cstddef>
 #include <memory>
@@ -20,6 +21,10 @@ inline constexpr uint64_t kPoolBytes = uint64_t{64} << 20;
 inline constexpr uint64_t kRamBytes = uint64_t{4} << 20;
 
 inline std::unique_ptr<Monitor> fake_monitor(FakeHypervisor& engine) {
+  // spdlog makes its registry on first use. vmfork's first log line is on
+  // its main thread; here it could be on two vCPU threads at once, whose
+  // guard inside the uninstrumented libspdlog ThreadSanitizer cannot see.
+  spdlog::default_logger();
   return unwrap(Monitor::create(open_fake(engine), kPoolBytes));
 }
 
