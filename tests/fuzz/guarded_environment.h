@@ -126,6 +126,14 @@ class GuardedEnvironment final : public soft::CpuEnvironment {
     return config_.stop_every != 0 && checks_ % config_.stop_every == 0;
   }
 
+  // One vCPU: the section is always granted. Pointers die at the request, as
+  // the interface says, so the guards check that the interpreter asks again.
+  soft::Exclusive begin_exclusive() override {
+    end_epoch();
+    return soft::Exclusive::kGranted;
+  }
+  void end_exclusive() override {}
+
   uint64_t flush_generation() const override { return generation_; }
 
   // Ends the pointers' lives (as check() does): checks that the pages translated only for
