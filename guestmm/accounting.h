@@ -35,6 +35,7 @@ struct MemoryAccounting {
 struct FaultCounters {
   uint64_t faults = 0;            // handle_fault calls
   uint64_t demand_zero = 0;       // first touch of a page
+  uint64_t restored = 0;          // first touch of a restored page (page cache)
   uint64_t copies = 0;            // COW copies (steps 4-8)
   uint64_t in_place = 0;          // write enabled in place (step 3)
   uint64_t shootdowns = 0;        // INVEPT batches initiated

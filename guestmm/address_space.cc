@@ -9,8 +9,13 @@
 
 namespace vmfork {
 
-AddressSpace::AddressSpace(GuestMemory& memory, std::string name, uint64_t ram_bytes, FrameId root)
-    : memory_(memory), name_(std::move(name)), ram_bytes_(ram_bytes), root_(root) {
+AddressSpace::AddressSpace(GuestMemory& memory, std::string name, uint64_t ram_bytes, FrameId root,
+                           std::shared_ptr<PageCache> cache)
+    : memory_(memory),
+      name_(std::move(name)),
+      ram_bytes_(ram_bytes),
+      cache_(std::move(cache)),
+      root_(root) {
   memory_.register_root(root_);
 }
 
@@ -52,7 +57,14 @@ Result<void> AddressSpace::read(Gpa gpa, std::span<std::byte> out) const {
     } else if (walk.kind == WalkResult::Kind::kMisconfiguration) {
       return make_error(ErrorCode::kMisconfigured, "EPT misconfiguration in " + name_);
     } else {
-      std::memset(out.data() + done, 0, chunk);  // never touched: zero
+      // Never touched: zero, or the restored page.
+      Result<std::optional<FrameId>> restored = restored_frame(at.gfn(), guard);
+      if (!restored) return restored.error();
+      if (*restored) {
+        std::memcpy(out.data() + done, memory_.frame_data(**restored) + at.page_offset(), chunk);
+      } else {
+        std::memset(out.data() + done, 0, chunk);
+      }
     }
     done += chunk;
   }
@@ -107,7 +119,7 @@ Result<std::unique_ptr<AddressSpace>> AddressSpace::clone(std::string name, Wait
   if (!root) return root.error();
   flush_vcpus(waiter);
   return std::unique_ptr<AddressSpace>(
-      new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
+      new AddressSpace(memory_, std::move(name), ram_bytes_, *root, cache_));
 }
 
 Result<std::unique_ptr<MemorySnapshot>> AddressSpace::snapshot(std::string name, Waiter& waiter) {
@@ -115,7 +127,7 @@ Result<std::unique_ptr<MemorySnapshot>> AddressSpace::snapshot(std::string name,
   if (!root) return root.error();
   flush_vcpus(waiter);
   return std::unique_ptr<MemorySnapshot>(
-      new MemorySnapshot(memory_, std::move(name), ram_bytes_, *root));
+      new MemorySnapshot(memory_, std::move(name), ram_bytes_, *root, cache_));
 }
 
 SpaceAccounting AddressSpace::account() const {
@@ -127,6 +139,7 @@ FaultCounters AddressSpace::counters() const {
   counters_.for_each([&result](const Counters& shard) {
     result.faults += shard.faults.load(std::memory_order_relaxed);
     result.demand_zero += shard.demand_zero.load(std::memory_order_relaxed);
+    result.restored += shard.restored.load(std::memory_order_relaxed);
     result.copies += shard.copies.load(std::memory_order_relaxed);
     result.in_place += shard.in_place.load(std::memory_order_relaxed);
     result.shootdowns += shard.shootdowns.load(std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -21,6 +22,7 @@ namespace vmfork {
 
 class GuestMemory;
 class MemorySnapshot;
+class PageCache;
 
 class AddressSpace {
  public:
@@ -37,9 +39,14 @@ class AddressSpace {
   // The vCPUs that may cache this space's translations.
   ShootdownDomain& vcpus() { return vcpus_; }
 
+  // The restored RAM this space's untouched pages come from (lazy
+  // restore), or null: untouched pages are zero.
+  const std::shared_ptr<PageCache>& page_cache() const { return cache_; }
+
   // Resolves an access the EPT walk refused: a page never touched gets a
-  // zeroed frame of its own; a write to a read-only page runs the COW
-  // protocol. `waiter` is the faulting vCPU's (it keeps servicing
+  // zeroed frame of its own (in a restored space: a read maps the page
+  // cache's frame read-only, a write a copy of it); a write to a read-only
+  // page runs the COW protocol. `waiter` is the faulting vCPU's (it keeps servicing
   // shootdowns while it waits) or the host's.
   Result<void> handle_fault(Gpa gpa, Access access, Waiter& waiter);
 
@@ -67,10 +74,20 @@ class AddressSpace {
  private:
   friend class GuestMemory;
   friend class MemorySnapshot;
-  AddressSpace(GuestMemory& memory, std::string name, uint64_t ram_bytes, FrameId root);
+  AddressSpace(GuestMemory& memory, std::string name, uint64_t ram_bytes, FrameId root,
+               std::shared_ptr<PageCache> cache);
 
   Result<void> check_range(Gpa gpa, uint64_t bytes) const;
-  Result<void> handle_write_fault(Gfn gfn, Waiter& waiter);
+  Result<void> handle_write_fault(Gfn gfn, std::optional<FrameId> restored, Waiter& waiter);
+  // In a restored space, the page cache's frame for `gfn` while `gfn` is
+  // not mapped (read from the source first if need be); none otherwise, or
+  // when the source has no data there. Holds no frame pointer across its
+  // waits, so it is called first in a fault.
+  Result<std::optional<FrameId>> restored_frame(Gfn gfn, Waiter& waiter) const;
+  // A first touch's frame: a copy of the restored page, or zeroed.
+  Result<FrameId> first_frame(std::optional<FrameId> restored, Waiter& waiter);
+  // The read-only leaf that maps the page cache's frame (a reference taken).
+  EptEntry shared_restored_leaf(FrameId restored);
   // Flushes every vCPU after the root lost W (clone and snapshot).
   void flush_vcpus(Waiter& waiter);
   // The data frame that backs `gfn` for `access`, faulting it in if needed.
@@ -80,7 +97,8 @@ class AddressSpace {
   GuestMemory& memory_;
   const std::string name_;
   const uint64_t ram_bytes_;
-  const FrameId root_;  // one reference, ours; never shared
+  const std::shared_ptr<PageCache> cache_;  // outlives root_'s frames that are its
+  const FrameId root_;                      // one reference, ours; never shared
   ShootdownDomain vcpus_;
   // Faults being served (debug builds count them, to check that clone and
   // snapshot are only taken with none in flight, as DESIGN section 7 says).
@@ -89,6 +107,7 @@ class AddressSpace {
   struct Counters {
     std::atomic<uint64_t> faults{0};
     std::atomic<uint64_t> demand_zero{0};
+    std::atomic<uint64_t> restored{0};
     std::atomic<uint64_t> copies{0};
     std::atomic<uint64_t> in_place{0};
     std::atomic<uint64_t> shootdowns{0};

@@ -23,7 +23,9 @@ Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) 
     ~InFlight() { count.fetch_sub(1); }
   } in_flight{faults_in_flight_};
 #endif
-  if (allows(access, Access::kWrite)) return handle_write_fault(gpa.gfn(), waiter);
+  Result<std::optional<FrameId>> restored = restored_frame(gpa.gfn(), waiter);
+  if (!restored) return restored.error();
+  if (allows(access, Access::kWrite)) return handle_write_fault(gpa.gfn(), *restored, waiter);
 
   // A read or fetch is refused only where nothing is mapped yet.
   Result<std::atomic<uint64_t>*> slot =
@@ -34,6 +36,11 @@ Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) 
     count(&Counters::already_resolved);
     return Ok{};
   }
+  if (*restored) {
+    leaf.install(shared_restored_leaf(**restored));
+    count(&Counters::restored);
+    return Ok{};
+  }
   Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes, waiter);
   if (!frame) return frame.error();
   leaf.install(EptEntry::leaf(*frame, Access::kAll));
@@ -41,7 +48,8 @@ Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) 
   return Ok{};
 }
 
-Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
+Result<void> AddressSpace::handle_write_fault(Gfn gfn, std::optional<FrameId> restored,
+                                              Waiter& waiter) {
   EptTree& tree = memory_.tree();
   FrameTable& frames = memory_.frame_table();
 
@@ -55,12 +63,13 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, Waiter& waiter) {
   LeafLock leaf(**slot, waiter);
   const EptEntry entry = leaf.entry();
   if (!entry.present()) {
-    // Never touched: a zeroed frame of our own, writable at once (no vCPU
-    // can have cached a translation of a page that was not present).
-    Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes, waiter);
+    // Never touched: a frame of our own, zeroed or a copy of the restored
+    // page, writable at once (no vCPU can have cached a translation of a
+    // page that was not present).
+    Result<FrameId> frame = first_frame(restored, waiter);
     if (!frame) return frame.error();
     leaf.install(EptEntry::leaf(*frame, Access::kAll));
-    count(&Counters::demand_zero);
+    count(restored ? &Counters::restored : &Counters::demand_zero);
     return Ok{};
   }
   if (entry.writable()) {

@@ -1,5 +1,7 @@
 #include "guestmm/guest_memory.h"
 
+#include "guestmm/page_cache.h"
+
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -44,14 +46,20 @@ GuestMemory::GuestMemory(std::unique_ptr<FramePool> pool, FrameTable frame_table
 GuestMemory::~GuestMemory() = default;
 
 Result<std::unique_ptr<AddressSpace>> GuestMemory::create_space(std::string name,
-                                                                uint64_t ram_bytes) {
+                                                                uint64_t ram_bytes,
+                                                                std::shared_ptr<PageCache> cache) {
   if (ram_bytes == 0 || ram_bytes % kPageSize != 0 || ram_bytes > (kMaxGfn + 1) * kPageSize) {
     return make_error(ErrorCode::kInvalidArgument,
                       "guest RAM must be a non-zero multiple of 4 KiB below 256 TiB");
   }
+  if (cache && cache->ram_bytes() != ram_bytes) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "a restored guest RAM must be the size of its page cache");
+  }
   Result<FrameId> root = tree_.create_root();
   if (!root) return root.error();
-  return std::unique_ptr<AddressSpace>(new AddressSpace(*this, std::move(name), ram_bytes, *root));
+  return std::unique_ptr<AddressSpace>(
+      new AddressSpace(*this, std::move(name), ram_bytes, *root, std::move(cache)));
 }
 
 Result<FrameId> GuestMemory::allocate(FrameKind kind, Zeroed zeroed, Waiter& waiter) {

@@ -20,6 +20,7 @@
 namespace vmfork {
 
 class AddressSpace;
+class PageCache;
 
 struct GuestMemoryOptions {
   uint64_t pool_bytes = uint64_t{1} << 30;
@@ -31,8 +32,11 @@ class GuestMemory final : public TableMemory {
   static Result<std::unique_ptr<GuestMemory>> create(const GuestMemoryOptions& options);
   ~GuestMemory() override;
 
-  // A guest RAM of `ram_bytes`, every page not present until first touched.
-  Result<std::unique_ptr<AddressSpace>> create_space(std::string name, uint64_t ram_bytes);
+  // A guest RAM of `ram_bytes`, every page not present until first touched:
+  // then zero, or, restored from `cache` (whose RAM must be the same size),
+  // the cache's page.
+  Result<std::unique_ptr<AddressSpace>> create_space(std::string name, uint64_t ram_bytes,
+                                                     std::shared_ptr<PageCache> cache = nullptr);
 
   // A data frame for one holder (refcount 1).
   // On exhaustion it keeps reclaiming while that makes progress; `waiter`

@@ -6,8 +6,12 @@
 namespace vmfork {
 
 MemorySnapshot::MemorySnapshot(GuestMemory& memory, std::string name, uint64_t ram_bytes,
-                               FrameId root)
-    : memory_(memory), name_(std::move(name)), ram_bytes_(ram_bytes), root_(root) {
+                               FrameId root, std::shared_ptr<PageCache> cache)
+    : memory_(memory),
+      name_(std::move(name)),
+      ram_bytes_(ram_bytes),
+      cache_(std::move(cache)),
+      root_(root) {
   memory_.register_root(root_);
 }
 
@@ -22,7 +26,7 @@ Result<std::unique_ptr<AddressSpace>> MemorySnapshot::spawn(std::string name) co
   Result<FrameId> root = memory_.tree().clone(root_);
   if (!root) return root.error();
   return std::unique_ptr<AddressSpace>(
-      new AddressSpace(memory_, std::move(name), ram_bytes_, *root));
+      new AddressSpace(memory_, std::move(name), ram_bytes_, *root, cache_));
 }
 
 SpaceAccounting MemorySnapshot::account() const {
