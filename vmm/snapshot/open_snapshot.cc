@@ -139,12 +139,16 @@ Result<OpenedSnapshot> open_snapshot(const fs::path& dir) {
   std::vector<MemoryLayer> memories;
   memories.push_back(std::move(first->memory));
 
+  // `child`: the directory whose state.json names `parent`, as the user or
+  // that file wrote it (errors name it so).
+  fs::path child = opened.dir;
   std::optional<fs::path> parent = opened.state.parent;
   while (parent) {
-    const fs::path& child = opened.chain.back();
     Result<fs::path> parent_dir = parent_of(child, *parent, opened.chain);
     if (!parent_dir.ok()) return parent_dir.error();
-    Result<Layer> layer = open_layer(*parent_dir);
+    // Opened by the path state.json gives, so that errors name what the
+    // user wrote; the canonical one only tells whether the chain loops.
+    Result<Layer> layer = open_layer(parent->lexically_normal());
     if (!layer.ok()) return layer.error();
     const std::string field = (child / kStateFileName).string() + ": parent: ";
     if (layer->config.ram_bytes != opened.config.ram_bytes) {
@@ -158,6 +162,7 @@ Result<OpenedSnapshot> open_snapshot(const fs::path& dir) {
     }
     opened.chain.push_back(*parent_dir);
     memories.push_back(std::move(layer->memory));
+    child = parent->lexically_normal();
     parent = layer->state.state.parent;
   }
   opened.pages =
