@@ -26,6 +26,7 @@
 #include "tests/guestmm/test_support.h"
 #include "vmm/snapshot/checksum.h"
 #include "vmm/snapshot/open_snapshot.h"
+#include "vmm/snapshot/state_file.h"
 #include "vmm/snapshot/write_snapshot.h"
 
 namespace vmfork::testing {
@@ -145,7 +146,7 @@ inline Result<std::array<std::vector<std::byte>, kChunkPages>> read_chunk(const 
   std::array<std::byte*, kChunkPages> pointers{};
   const uint16_t mask = source.pages_with_data(chunk);
   for (uint64_t i = 0; i < kChunkPages; ++i) {
-    if ((mask >> i & 1u) == 0) continue;
+    if (!has_page(mask, i)) continue;
     buffers[i].assign(kPageSize, std::byte{0xcc});
     pointers[i] = buffers[i].data();
   }

@@ -2,6 +2,8 @@
 // or failed write leaves the target as it was and no temporary behind.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tests/snapshot/snapshot_test_support.h"
 
 namespace vmfork::testing {
@@ -102,6 +104,15 @@ TEST(SnapshotWrite, AnInconsistentStateIsRefusedBeforeAnythingIsWritten) {
   EXPECT_TRUE(
       FailsWith(write_snapshot(tmp / "s", sample_config(2, 3 * kMiB), sample_state(), walk({})),
                 ErrorCode::kInvalidArgument, {"ram_bytes", "multiple of 2 MiB"}));
+  EXPECT_TRUE(listing(tmp.path()).empty());
+}
+
+TEST(SnapshotWrite, AGuestPathThatIsNotUtf8IsRefused) {
+  TempDir tmp;
+  SnapshotConfig config = sample_config();
+  config.guest = "/guests/\xff.elf";  // a Linux path may be any bytes, a JSON string may not
+  EXPECT_TRUE(FailsWith(write_snapshot(tmp / "s", config, sample_state(), walk({})),
+                        ErrorCode::kInvalidArgument, {"guest is not valid UTF-8"}));
   EXPECT_TRUE(listing(tmp.path()).empty());
 }
 

@@ -89,7 +89,7 @@ Result<void> SnapshotPageSource::read_chunk(uint64_t chunk,
   }
   uint16_t wanted = merged_[chunk];
   for (uint64_t i = 0; i < kChunkPages; ++i) {
-    if ((wanted >> i & 1u) != 0 && pages[i] == nullptr) {
+    if (has_page(wanted, i) && pages[i] == nullptr) {
       return make_error(ErrorCode::kInvalidArgument, chunk_name(layers_.front(), chunk) +
                                                          ": no buffer for page " +
                                                          std::to_string(i) + ", which has data");
@@ -103,8 +103,8 @@ Result<void> SnapshotPageSource::read_chunk(uint64_t chunk,
     if (stored == nullptr) continue;
     std::array<std::byte*, kChunkPages> to{};
     for (uint64_t i = 0; i < kChunkPages; ++i) {
-      if ((stored->pages >> i & 1u) == 0) continue;
-      if ((wanted >> i & 1u) != 0) {
+      if (!has_page(stored->pages, i)) continue;
+      if (has_page(wanted, i)) {
         to[i] = pages[i];
       } else {
         if (scratch == nullptr) scratch = std::make_unique<std::byte[]>(kChunkBytes);
@@ -124,13 +124,13 @@ Result<void> SnapshotPageSource::read_layer_chunk(
   std::array<iovec, kChunkPages> iov{};
   uint64_t i = 0;
   while (i < kChunkPages) {
-    if ((stored.pages >> i & 1u) == 0) {
+    if (!has_page(stored.pages, i)) {
       ++i;
       continue;
     }
     const uint64_t first = i;
     size_t count = 0;
-    for (; i < kChunkPages && (stored.pages >> i & 1u) != 0; ++i) {
+    for (; i < kChunkPages && has_page(stored.pages, i); ++i) {
       iov[count++] = {.iov_base = to[i], .iov_len = kPageSize};
     }
     const uint64_t offset = (stored.index * kChunkPages + first) * kPageSize;
@@ -141,7 +141,7 @@ Result<void> SnapshotPageSource::read_layer_chunk(
   }
   ChunkChecksum checksum;
   for (uint64_t page = 0; page < kChunkPages; ++page) {
-    if ((stored.pages >> page & 1u) != 0) checksum.add_page(to[page]);
+    if (has_page(stored.pages, page)) checksum.add_page(to[page]);
   }
   if (checksum.value() != stored.checksum) {
     return make_error(ErrorCode::kInvalidArgument,

@@ -31,6 +31,11 @@ struct StoredChunk {
   friend bool operator==(const StoredChunk&, const StoredChunk&) = default;
 };
 
+// Whether bit `page` (0..15) of a chunk's page mask is set.
+constexpr bool has_page(uint16_t mask, uint64_t page) {
+  return (static_cast<unsigned>(mask) >> page & 1u) != 0;
+}
+
 struct StateFile {
   SnapshotState state;
   uint64_t ram_bytes = 0;  // the layout; the vCPU count is state.vcpus.size()

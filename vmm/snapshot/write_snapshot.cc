@@ -9,6 +9,8 @@
 #include <system_error>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "guestmm/page_source.h"
 #include "vmm/clock.h"
 #include "vmm/snapshot/checksum.h"
@@ -71,8 +73,29 @@ Result<void> check_target(const fs::path& target) {
   return Ok{};
 }
 
+// JSON strings are UTF-8 and nlohmann::json throws when it dumps one that
+// is not; a path may be any bytes. Checked before anything is written.
+Result<void> check_utf8(const fs::path& target, const char* field, const std::string& text) {
+  try {
+    static_cast<void>(nlohmann::json(text).dump());
+  } catch (const nlohmann::json::type_error&) {
+    return invalid("snapshot " + target.string() + ": " + field +
+                   " is not valid UTF-8, which JSON requires");
+  }
+  return Ok{};
+}
+
 Result<void> check_state(const fs::path& target, const SnapshotConfig& config,
                          const SnapshotState& state) {
+  if (Result<void> checked = check_utf8(target, "guest", config.guest); !checked.ok()) {
+    return checked;
+  }
+  if (state.parent) {
+    if (Result<void> checked = check_utf8(target, "parent", state.parent->string());
+        !checked.ok()) {
+      return checked;
+    }
+  }
   if (state.vcpus.size() != config.vcpus) {
     return invalid("snapshot " + target.string() + ": " + std::to_string(state.vcpus.size()) +
                    " vCPU states for " + std::to_string(config.vcpus) + " vCPUs");
