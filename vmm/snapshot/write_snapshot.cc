@@ -175,7 +175,13 @@ Result<SnapshotWriteStats> write_snapshot(const fs::path& dir, const SnapshotCon
   if (Result<void> checked = check_config(config, "snapshot " + target.string()); !checked.ok()) {
     return checked.error();
   }
-  if (Result<void> checked = check_state(target, config, state); !checked.ok()) {
+  // The parent is stored absolute; config_checksum and chunks come later.
+  StateFile state_file{
+      .state = state, .ram_bytes = config.ram_bytes, .config_checksum = 0, .chunks = {}};
+  if (state_file.state.parent) {
+    state_file.state.parent = fs::absolute(*state_file.state.parent).lexically_normal();
+  }
+  if (Result<void> checked = check_state(target, config, state_file.state); !checked.ok()) {
     return checked.error();
   }
   if (Result<void> checked = check_target(target); !checked.ok()) return checked.error();
@@ -207,10 +213,7 @@ Result<SnapshotWriteStats> write_snapshot(const fs::path& dir, const SnapshotCon
       !walked.ok()) {
     return walked.error();
   }
-  StateFile state_file{.state = state,
-                       .ram_bytes = config.ram_bytes,
-                       .config_checksum = 0,
-                       .chunks = writer.finish()};
+  state_file.chunks = writer.finish();
   stats.pages_written = writer.pages_written();
   stats.chunks = state_file.chunks.size();
   uint64_t sync_start = now_ns();
@@ -218,9 +221,6 @@ Result<SnapshotWriteStats> write_snapshot(const fs::path& dir, const SnapshotCon
   stats.sync_ns += now_ns() - sync_start;
 
   // 2. state.json, which holds config.json's checksum, then 3. config.json.
-  if (state_file.state.parent) {
-    state_file.state.parent = fs::absolute(*state_file.state.parent).lexically_normal();
-  }
   const std::string config_text = config_json_text(config);
   state_file.config_checksum = bytes_checksum(config_text);
   const std::string state_text = state_json_text(state_file);
