@@ -1,0 +1,186 @@
+#include "vmm/snapshot/state_file.h"
+
+#include <nlohmann/json.hpp>
+
+#include "guestmm/page_source.h"
+#include "vmm/snapshot/checksum.h"
+#include "vmm/snapshot/cpu_state_json.h"
+#include "vmm/snapshot/json_fields.h"
+#include "vmm/snapshot/snapshot_config.h"
+
+namespace vmfork {
+namespace {
+
+using nlohmann::json;
+using Node = JsonFields::Node;
+
+// Names the hash, so that a reader of the file knows what the checksums are.
+constexpr const char* kChecksumAlgorithm = "xxh3-64";
+
+uint64_t self_checksum(json document) {
+  document.erase("checksum");
+  return bytes_checksum(document.dump());
+}
+
+json memory_to_json(const StateFile& file) {
+  json chunks = json::array();
+  for (const StoredChunk& chunk : file.chunks) {
+    chunks.push_back({{"index", chunk.index},
+                      {"pages", chunk.pages},
+                      {"checksum", checksum_text(chunk.checksum)}});
+  }
+  return {{"file", kMemoryFileName},
+          {"size", file.ram_bytes},
+          {"chunk_bytes", PageSource::kChunkBytes},
+          {"checksum_algorithm", kChecksumAlgorithm},
+          {"chunks", std::move(chunks)}};
+}
+
+void memory_from_json(JsonFields& f, const Node& memory, StateFile& out) {
+  const Node name = f.field(memory, "file");
+  if (const std::string text = f.string(name); !f.failed() && text != kMemoryFileName) {
+    f.fail(name, "\"" + text + "\" is not \"" + kMemoryFileName + "\"");
+  }
+  const Node size = f.field(memory, "size");
+  if (const uint64_t bytes = f.unsigned_integer(size); !f.failed() && bytes != out.ram_bytes) {
+    f.fail(size, std::to_string(bytes) + " is not the layout's ram_bytes (" +
+                     std::to_string(out.ram_bytes) + ")");
+  }
+  const Node chunk_bytes = f.field(memory, "chunk_bytes");
+  if (const uint64_t bytes = f.unsigned_integer(chunk_bytes);
+      !f.failed() && bytes != PageSource::kChunkBytes) {
+    f.fail(chunk_bytes, std::to_string(bytes) + " is not supported (this vmfork reads " +
+                            std::to_string(PageSource::kChunkBytes) + ")");
+  }
+  const Node algorithm = f.field(memory, "checksum_algorithm");
+  if (const std::string text = f.string(algorithm); !f.failed() && text != kChecksumAlgorithm) {
+    f.fail(algorithm,
+           "\"" + text + "\" is not supported (this vmfork reads \"" + kChecksumAlgorithm + "\")");
+  }
+
+  const uint64_t chunk_count = out.ram_bytes / PageSource::kChunkBytes;
+  const Node chunks = f.field(memory, "chunks");
+  const size_t count = f.array_size(chunks);
+  out.chunks.reserve(count);
+  for (size_t i = 0; i < count && !f.failed(); ++i) {
+    const Node chunk = f.element(chunks, i);
+    const Node index = f.field(chunk, "index");
+    StoredChunk stored;
+    stored.index = f.unsigned_integer(index);
+    if (!f.failed() && stored.index >= chunk_count) {
+      f.fail(index, std::to_string(stored.index) + " is past the end of RAM (" +
+                        std::to_string(chunk_count) + " chunks)");
+    }
+    if (!f.failed() && !out.chunks.empty() && stored.index <= out.chunks.back().index) {
+      f.fail(index, std::to_string(stored.index) + " does not follow " +
+                        std::to_string(out.chunks.back().index) + " (indexes must increase)");
+    }
+    const Node pages = f.field(chunk, "pages");
+    stored.pages = static_cast<uint16_t>(f.unsigned_integer(pages, 0xffff));
+    if (!f.failed() && stored.pages == 0) {
+      f.fail(pages, "0: a chunk without stored pages must not be listed");
+    }
+    stored.checksum = f.checksum(f.field(chunk, "checksum"));
+    out.chunks.push_back(stored);
+  }
+}
+
+}  // namespace
+
+std::string state_json_text(const StateFile& file) {
+  const SnapshotState& state = file.state;
+  json vcpus = json::array();
+  for (const VcpuSnapshot& vcpu : state.vcpus)
+    vcpus.push_back(vcpu_to_json(vcpu));
+  json document = {
+      {"format_version", kSnapshotFormatVersion},
+      {"layout", {{"ram_bytes", file.ram_bytes}, {"vcpus", state.vcpus.size()}}},
+      {"vcpus", std::move(vcpus)},
+      {"requester", state.requester ? json(*state.requester) : json(nullptr)},
+      {"devices", {{"console", json::object()}}},
+      {"parent", state.parent ? json(state.parent->string()) : json(nullptr)},
+      {"config_checksum", checksum_text(file.config_checksum)},
+      {"memory", memory_to_json(file)},
+  };
+  document["checksum"] = checksum_text(self_checksum(document));
+  return document.dump(2) + "\n";
+}
+
+Result<StateFile> parse_state_json(const std::filesystem::path& path, const std::string& text) {
+  const json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) {
+    return make_error(ErrorCode::kInvalidArgument, path.string() + ": not valid JSON");
+  }
+  JsonFields f(path.string());
+  const Node root = f.root(document);
+  f.object(root);
+
+  // The version first: another version may checksum differently.
+  const Node version = f.field(root, "format_version");
+  if (const uint64_t number = f.unsigned_integer(version);
+      !f.failed() && number != kSnapshotFormatVersion) {
+    f.fail(root, "format_version " + std::to_string(number) +
+                     " is not supported (this vmfork reads " +
+                     std::to_string(kSnapshotFormatVersion) + ")");
+  }
+  const Node checksum = f.field(root, "checksum");
+  if (const uint64_t stored = f.checksum(checksum); !f.failed()) {
+    if (const uint64_t actual = self_checksum(document); actual != stored) {
+      f.fail(checksum, checksum_text(stored) + " does not match the content (" +
+                           checksum_text(actual) + "): the file was changed or damaged");
+    }
+  }
+  if (Result<void> header = f.result(); !header.ok()) return header.error();
+
+  StateFile out;
+  const Node layout = f.field(root, "layout");
+  out.ram_bytes = f.unsigned_integer(f.field(layout, "ram_bytes"));
+  const auto vcpu_count =
+      static_cast<uint32_t>(f.unsigned_integer(f.field(layout, "vcpus"), UINT32_MAX));
+  if (Result<void> fields = f.result(); !fields.ok()) return fields.error();
+  if (Result<void> checked = check_config(
+          {.vcpus = vcpu_count, .ram_bytes = out.ram_bytes, .guest = {}, .engine = Engine::kSoft},
+          path.string() + ": layout");
+      !checked.ok()) {
+    return checked.error();
+  }
+
+  const Node vcpus = f.field(root, "vcpus");
+  const size_t state_count = f.array_size(vcpus);
+  if (!f.failed() && state_count != vcpu_count) {
+    f.fail(vcpus, std::to_string(state_count) + " vCPU states, the layout says " +
+                      std::to_string(vcpu_count) + " vCPUs");
+  }
+  for (size_t i = 0; i < state_count && !f.failed(); ++i) {
+    out.state.vcpus.push_back(vcpu_from_json(f, f.element(vcpus, i)));
+  }
+
+  const Node requester = f.field(root, "requester");
+  if (!f.is_null(requester)) {
+    const uint64_t index = f.unsigned_integer(requester);
+    if (!f.failed() && index >= vcpu_count) {
+      f.fail(requester, std::to_string(index) + " is not a vCPU (there are " +
+                            std::to_string(vcpu_count) + ")");
+    }
+    out.state.requester = static_cast<uint32_t>(index);
+  }
+
+  const Node devices = f.field(root, "devices");
+  f.object(f.field(devices, "console"));
+
+  const Node parent = f.field(root, "parent");
+  if (!f.is_null(parent)) {
+    const std::filesystem::path dir = f.string(parent);
+    if (!f.failed() && !dir.is_absolute()) {
+      f.fail(parent, "\"" + dir.string() + "\" is not an absolute path");
+    }
+    out.state.parent = dir;
+  }
+
+  out.config_checksum = f.checksum(f.field(root, "config_checksum"));
+  memory_from_json(f, f.field(root, "memory"), out);
+  if (Result<void> fields = f.result(); !fields.ok()) return fields.error();
+  return out;
+}
+
+}  // namespace vmfork
