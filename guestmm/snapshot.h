@@ -27,7 +27,7 @@ enum class PagesToStore : uint8_t {
   // shared with it (mapped to a frame of their own, zero or not).
   kNotShared,
 };
-using PageVisitor = std::function<Result<void>(Gfn gfn, const std::byte* page)>;
+using VisitStoredPage = std::function<Result<void>(Gfn gfn, const std::byte* page)>;
 
 class MemorySnapshot {
  public:
@@ -47,7 +47,7 @@ class MemorySnapshot {
   // is 4 KiB, valid during the call. The frames are frozen (COW-shared with
   // the space it was taken from, which runs on). Stops at visit's first
   // error, or at the page cache's.
-  Result<void> for_each_page(PagesToStore which, const PageVisitor& visit) const;
+  Result<void> for_each_page(PagesToStore which, const VisitStoredPage& visit) const;
   SpaceAccounting account() const;
 
  private:

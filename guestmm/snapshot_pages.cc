@@ -18,7 +18,7 @@ bool all_zero(const std::byte* page) {
 
 }  // namespace
 
-Result<void> MemorySnapshot::for_each_page(PagesToStore which, const PageVisitor& visit) const {
+Result<void> MemorySnapshot::for_each_page(PagesToStore which, const VisitStoredPage& visit) const {
   // The mapped pages. Our tables hold their frames until we are gone, and
   // nobody writes below a snapshot's root: what we read stays frozen.
   std::vector<std::pair<Gfn, FrameId>> mapped;

@@ -10,6 +10,7 @@
 
 #include "vmm/bench/bench_command.h"
 #include "vmm/cli/log_level.h"
+#include "vmm/cli/restore_command.h"
 #include "vmm/cli/run_command.h"
 
 int main(int argc, char** argv) {
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
 
   vmfork::bench::Command chosen;
   vmfork::cli::add_run_command(app, chosen);
+  vmfork::cli::add_restore_command(app, chosen);
   vmfork::bench::add_bench_command(app, chosen);
 
   try {

@@ -59,6 +59,7 @@ int guest_main(unsigned vcpu, const struct boot_info* bi);
 #define PORT_CONSOLE 0x3F8 /* out 8-bit: one console byte */
 #define PORT_EXIT 0x0F4    /* out 32-bit: end the VM with this status */
 #define PORT_FORK 0x510    /* out 32-bit N: fork N clones */
+#define PORT_SNAPSHOT 0x511 /* out 32-bit: snapshot into the monitor's directory */
 
 static inline void outb(uint16_t port, uint8_t value) {
   __asm__ volatile("outb %b0, %w1" : : "a"(value), "d"(port) : "memory");
@@ -81,6 +82,16 @@ static inline int vm_fork(uint32_t n) {
   uint64_t rax = n; /* "+a": the monitor writes the result into RAX */
   __asm__ volatile("outl %%eax, %%dx" : "+a"(rax) : "d"((uint16_t)PORT_FORK) : "memory");
   return (int)(int32_t)(uint32_t)rax; /* -1 may come as 32- or 64-bit all ones */
+}
+
+/* Snapshots the whole VM into the directory the monitor was given (run
+ * --snapshot DIR). Returns 0 in the running VM once the snapshot is written,
+ * k in clone k restored from it, and a negative value when it failed or no
+ * directory was given. Other vCPUs resume unchanged. */
+static inline int vm_snapshot(void) {
+  uint64_t rax = 0;
+  __asm__ volatile("outl %%eax, %%dx" : "+a"(rax) : "d"((uint16_t)PORT_SNAPSHOT) : "memory");
+  return (int)(int32_t)(uint32_t)rax;
 }
 
 /* Like vm_fork(), and also reads the TSC just before the out and right after

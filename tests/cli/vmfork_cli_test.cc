@@ -124,7 +124,8 @@ INSTANTIATE_TEST_SUITE_P(
                      {"--vcpus", "'abc' is not a number"}},
         BadArguments{"VcpusOutOfRange", "run --vcpus 65 /etc/os-release", {"65", "1 to 64"}},
         // Not CLI11's "A subcommand is required".
-        BadArguments{"UnknownSubcommand", "runn x", {"unknown subcommand 'runn'", "run, bench"}},
+        BadArguments{
+            "UnknownSubcommand", "runn x", {"unknown subcommand 'runn'", "run, restore, bench"}},
         BadArguments{"UnknownBenchSubcommand", "bench clonee", {"unknown subcommand 'clonee'"}},
         // Its pool would pass the frame pool's own limit (2^32 frames).
         BadArguments{"CloneSizeAtTheFramePoolLimit",

@@ -194,5 +194,65 @@ TEST(VcpuPause, ManyRequestersAllFinishAndExcludeEachOther) {
   EXPECT_EQ(counter.load(), uint64_t{kThreads} * kSections);
 }
 
+// From outside (a snapshot taken by a host thread): the holder runs no guest
+// code, so every running member parks, and the host waits its turn behind
+// queued vCPUs like any requester.
+TEST(VcpuPause, AnOutsideHolderWaitsUntilEveryRunningMemberHasParked) {
+  auto pause = pause_of(2);
+  Member host, a, b;
+  ASSERT_TRUE(pause->take_from_outside(host));
+  EXPECT_TRUE(pause->must_stop(&a));
+  EXPECT_TRUE(pause->must_stop(&b));
+  std::atomic<bool> all_parked{false};
+  std::thread waiter([&] { all_parked.store(pause->wait_until_all_parked()); });
+  std::thread parked_a([&] { EXPECT_TRUE(pause->park_until_resumed(a)); });
+  eventually([&] { return a.parked.load(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(all_parked.load()) << "b still runs";
+  std::thread parked_b([&] { EXPECT_TRUE(pause->park_until_resumed(b)); });
+  waiter.join();
+  EXPECT_TRUE(all_parked.load());
+  EXPECT_EQ(host.parkings.load(), 0) << "the outside holder never parks";
+  pause->resume_others();
+  parked_a.join();
+  parked_b.join();
+  EXPECT_FALSE(pause->must_stop());
+}
+
+TEST(VcpuPause, AnOutsideHolderTakesItsTurnBehindAVcpu) {
+  auto pause = pause_of(2);
+  Member host, a, b;
+  ASSERT_TRUE(pause->try_take(a));
+  std::atomic<bool> taken{false};
+  std::thread outside([&] {
+    taken.store(pause->take_from_outside(host));
+    ASSERT_TRUE(pause->wait_until_all_parked());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(taken.load()) << "a holds the pause";
+  pause->resume_others();  // handed to the host: a and b park for it
+  eventually([&] { return taken.load(); });
+  std::thread parked_a([&] { EXPECT_TRUE(pause->park_until_resumed(a)); });
+  std::thread parked_b([&] { EXPECT_TRUE(pause->park_until_resumed(b)); });
+  outside.join();
+  pause->resume_others();
+  parked_a.join();
+  parked_b.join();
+}
+
+TEST(VcpuPause, TheEndRefusesAnOutsideHolderInLine) {
+  auto pause = pause_of(1);
+  Member host, a;
+  ASSERT_TRUE(pause->try_take(a));
+  std::atomic<int> result{-1};
+  std::thread outside([&] { result.store(pause->take_from_outside(host) ? 1 : 0); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  pause->end();
+  outside.join();
+  EXPECT_EQ(result.load(), 0);
+  pause->resume_others();
+  EXPECT_TRUE(pause->must_stop()) << "ending";
+}
+
 }  // namespace
 }  // namespace vmfork

@@ -113,7 +113,10 @@ int Monitor::wait() {
       std::unique_lock lock(mutex_);
       vm_ended_.wait(lock, [this] { return !ended_.empty() || running_.empty(); });
       if (ended_.empty()) break;  // nothing runs, so nothing can launch
-      const auto found = running_.find(ended_.front());
+      const Vm* vm = ended_.front();
+      // A snapshot from outside still uses it.
+      vm_ended_.wait(lock, [this, vm] { return pinned_.count(vm) == 0; });
+      const auto found = running_.find(vm);
       ended_.pop_front();
       ended = std::move(found->second);
       running_.erase(found);
@@ -159,6 +162,34 @@ void Monitor::stop_all(uint32_t status) {
     launched.vm->stop(status);
 }
 
+void Monitor::set_snapshot_target(std::filesystem::path dir, std::string guest_label) {
+  snapshot_dir_ = std::move(dir);
+  guest_label_ = std::move(guest_label);
+}
+
+Result<SnapshotReport> Monitor::snapshot_vm(const std::string& name,
+                                            const std::filesystem::path& dir) {
+  Vm* vm = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [key, launched] : running_) {
+      if (launched.vm->name() == name) vm = launched.vm.get();
+    }
+    if (vm == nullptr) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("no VM named {} is running", name));
+    }
+    pinned_.insert(vm);
+  }
+  Result<SnapshotReport> report = vm->snapshot_to(dir);
+  {
+    std::lock_guard lock(mutex_);
+    pinned_.erase(pinned_.find(vm));
+    vm_ended_.notify_all();
+  }
+  return report;
+}
+
 Monitor::Tally Monitor::tally() const {
   std::lock_guard lock(mutex_);
   return {launches_, failures_};
@@ -176,7 +207,7 @@ void Monitor::report_vm_error(const std::string& message) {
 }
 
 void Monitor::record_fork_latency(const std::string& clone, uint64_t ns) {
-  spdlog::info("{}: fork latency {:.1f} us (request to first instruction)", clone,
+  spdlog::info("{}: first instruction {:.1f} us after the fork or restore request", clone,
                static_cast<double>(ns) / 1000);
   std::lock_guard lock(mutex_);
   fork_latencies_.push_back({clone, ns});

@@ -17,11 +17,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "guestmm/guest_memory.h"
@@ -77,6 +79,16 @@ class Monitor {
   // ended. Returns 0 when every one ended with status 0, else
   // exit_status_for() the first non-zero status in launch order.
   int wait();
+
+  // The directory a guest's snapshot request (port 0x511) writes to, and
+  // the guest program its config.json names. Before the first launch.
+  void set_snapshot_target(std::filesystem::path dir, std::string guest_label);
+  const std::optional<std::filesystem::path>& snapshot_dir() const { return snapshot_dir_; }
+  const std::string& guest_label() const { return guest_label_; }
+  // Snapshots the running VM `name` into `dir` (Vm::snapshot_to) from this
+  // thread; the VM is not destroyed meanwhile, even if it ends. An error
+  // when no VM of that name runs.
+  Result<SnapshotReport> snapshot_vm(const std::string& name, const std::filesystem::path& dir);
 
   // Ends every VM with `status`, and every VM launched from now on; forks
   // are refused. Any thread (a signal's).
@@ -143,6 +155,11 @@ class Monitor {
   uint64_t failures_ = 0;                            // guarded by mutex_
   std::vector<Checksum> checksums_;                  // guarded by mutex_
   std::vector<ForkLatency> fork_latencies_;          // guarded by mutex_
+  // Guarded by mutex_: VMs a host thread is snapshotting (wait() destroys
+  // none of them until it is done); vm_ended_ is notified when one is.
+  std::unordered_multiset<const Vm*> pinned_;
+  std::optional<std::filesystem::path> snapshot_dir_;  // set before the first launch
+  std::string guest_label_;
 };
 
 }  // namespace vmfork

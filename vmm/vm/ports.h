@@ -5,8 +5,9 @@
 
 namespace vmfork::port {
 
-inline constexpr uint16_t kConsole = 0x3F8;  // out 8-bit: console byte
-inline constexpr uint16_t kExit = 0x0F4;     // out 32-bit: end the VM with this status
-inline constexpr uint16_t kFork = 0x510;     // out 32-bit N: fork N clones
+inline constexpr uint16_t kConsole = 0x3F8;   // out 8-bit: console byte
+inline constexpr uint16_t kExit = 0x0F4;      // out 32-bit: end the VM with this status
+inline constexpr uint16_t kFork = 0x510;      // out 32-bit N: fork N clones
+inline constexpr uint16_t kSnapshot = 0x511;  // out 32-bit: snapshot into the monitor's directory
 
 }  // namespace vmfork::port

@@ -70,6 +70,33 @@ void VcpuPause::wait_until_others_parked(PauseMember& pauser) {
   });
 }
 
+bool VcpuPause::take_from_outside(PauseMember& host) {
+  std::unique_lock lock(mutex_);
+  if (holder_.load(std::memory_order_relaxed) == nullptr) {
+    holder_.store(&host, std::memory_order_release);
+    serial_.fetch_add(1, std::memory_order_release);
+    parked_.store(0, std::memory_order_release);
+  } else {
+    // resume_others() hands it over in order, as to a queued vCPU.
+    waiting_.push_back(&host);
+    changed_.wait(lock, [this, &host] {
+      return holder_.load(std::memory_order_relaxed) == &host || ending();
+    });
+  }
+  if (holder_.load(std::memory_order_relaxed) == &host) return true;
+  waiting_.erase(std::find(waiting_.begin(), waiting_.end(), &host));
+  return false;
+}
+
+bool VcpuPause::wait_until_all_parked() {
+  // The holder is no member that runs: every running one parks.
+  wait_for([this] {
+    return parked_.load(std::memory_order_acquire) == running_.load(std::memory_order_acquire) ||
+           ending();
+  });
+  return !ending();
+}
+
 void VcpuPause::resume_others() {
   std::lock_guard lock(mutex_);
   PauseMember* next = nullptr;

@@ -69,6 +69,16 @@ class VcpuPause {
   // Ends the pause: hands it to the first queued member, or frees it. The
   // parked members wake either way.
   void resume_others();
+  // --- The pause from outside: a host thread (a snapshot taken whatever
+  // the guest does). `host` is a member that runs no guest code. ---
+  // Takes the pause for `host`, in turn behind the members queued for it.
+  // True: `host` holds it (end it with resume_others(), whatever follows).
+  // False: the VM ended before `host` got it.
+  bool take_from_outside(PauseMember& host);
+  // After take_from_outside() (and kicking every vCPU): waits until every
+  // running member has parked for `host`. False: the VM ends.
+  bool wait_until_all_parked();
+
   // At a boundary where must_stop(&member) held: parks until the pause it
   // parked for ends (at once if that happened already, or if the pause was
   // handed to `member`). False: the VM ends (`member` stays parked).

@@ -32,6 +32,7 @@ Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
       hypervisor_.create_machine(*this, static_cast<uint32_t>(vcpus.size()));
   if (!machine) return machine.error();
   machine_ = std::move(*machine);
+  snapshot_requested_.assign(vcpus.size(), 0);
   for (uint32_t i = 0; i < vcpus.size(); ++i) {
     Result<std::unique_ptr<Vcpu>> made = machine_->create_vcpu(i, vcpus[i]);
     if (!made) return made.error();
@@ -142,8 +143,10 @@ struct DevicePort {
   uint8_t size;
   std::string_view name;
 };
-constexpr DevicePort kDevicePorts[] = {
-    {port::kConsole, 1, "console"}, {port::kExit, 4, "exit"}, {port::kFork, 4, "fork"}};
+constexpr DevicePort kDevicePorts[] = {{port::kConsole, 1, "console"},
+                                       {port::kExit, 4, "exit"},
+                                       {port::kFork, 4, "fork"},
+                                       {port::kSnapshot, 4, "snapshot"}};
 
 const DevicePort* device_port(uint16_t port) {
   for (const DevicePort& device : kDevicePorts) {
@@ -168,7 +171,10 @@ Result<PortAction> Vm::port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_
     return PortAction::kStop;
   }
   // Served by the vCPU at its next boundary (serve_fork_request).
-  if (port == port::kFork && size == 4) return PortAction::kFork;
+  if ((port == port::kFork || port == port::kSnapshot) && size == 4) {
+    snapshot_requested_[vcpu.index()] = port == port::kSnapshot;
+    return PortAction::kFork;
+  }
   if (const DevicePort* device = device_port(port)) {
     return make_error(ErrorCode::kInvalidArgument,
                       fmt::format("out of {} byte(s) to the {} port {:#x} by vCPU {}: it takes "
@@ -196,7 +202,9 @@ Result<uint32_t> Vm::port_in(Vcpu& vcpu, uint16_t port, uint8_t size) {
 
 bool Vm::serve_fork_request(Vcpu& vcpu, std::optional<uint32_t>& request) {
   if (ending()) return false;
-  if (try_fork(vcpu, *request)) {
+  const bool served =
+      snapshot_requested_[vcpu.index()] ? try_snapshot(vcpu) : try_fork(vcpu, *request);
+  if (served) {
     request.reset();
     return true;
   }
@@ -254,44 +262,16 @@ uint64_t Vm::build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t r
                  room.error().message);
     return kFailed;
   }
-  std::vector<VcpuSnapshot> states;
-  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_) {
-    // The forker's request is the one being served: its copy stands after
-    // the `out`, with RAX set per clone.
-    Result<VcpuSnapshot> state =
-        vcpu.get() == &forker ? forker.snapshot_past_fork() : vcpu->snapshot();
-    if (!state) {
-      spdlog::warn("{}: fork refused: {}", name_, state.error().message);
-      return kFailed;
-    }
-    states.push_back(std::move(*state));
-  }
-
-  std::unique_ptr<MemorySnapshot> snapshot;
-  {
-    // No fault of ours is being served while the snapshot is taken; the
-    // snapshot clears W in our root, so what the engine mapped of our
-    // memory (kvm: the realized memory) is stale from then on and starts
-    // over, lazily, before any vCPU resumes.
-    std::unique_lock<std::mutex> quiet = machine_->hold_faults();
-    Result<std::unique_ptr<MemorySnapshot>> taken =
-        space_->snapshot(fmt::format("{}.snapshot", name_));
-    if (!taken) {
-      spdlog::warn("{}: fork refused: {}", name_, taken.error().message);
-      return kFailed;
-    }
-    snapshot = std::move(*taken);
-    if (Result<void> restarted = machine_->restart_memory_locked(); !restarted) {
-      // Our vCPUs must not run on memory that still maps shared frames
-      // writable: this VM ends (its clones are not started).
-      if (quiet.owns_lock()) quiet.unlock();
-      vcpu_failed(forker, fmt::format("fork: {}", restarted.error().message));
-      return kFailed;
-    }
+  // The forker's request is the one being served: its copy stands after
+  // the `out`, with RAX set per clone.
+  Result<Frozen> frozen = freeze(&forker);
+  if (!frozen) {
+    spdlog::warn("{}: fork refused: {}", name_, frozen.error().message);
+    return kFailed;
   }
   const uint32_t names_before = clones_made_;
   Result<std::vector<std::unique_ptr<Vm>>> built =
-      build_clones(*snapshot, states, forker.index(), clones, requested_ns);
+      build_clones(*frozen->memory, frozen->vcpus, forker.index(), clones, requested_ns);
   if (!built) {
     clones_made_ = names_before;  // no clone of this fork ran: the names are free again
     spdlog::warn("{}: fork of {} clone(s) refused: {}", name_, clones, built.error().message);
@@ -304,6 +284,38 @@ uint64_t Vm::build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t r
     }
   }
   return 0;
+}
+
+Result<Vm::Frozen> Vm::freeze(Vcpu* requester) {
+  Frozen frozen;
+  for (const std::unique_ptr<Vcpu>& vcpu : vcpus_) {
+    Result<VcpuSnapshot> state =
+        vcpu.get() == requester ? requester->snapshot_past_fork() : vcpu->snapshot();
+    if (!state) return state.error();
+    frozen.vcpus.push_back(std::move(*state));
+  }
+  // No fault of ours is being served while the snapshot is taken; the
+  // snapshot clears W in our root, so what the engine mapped of our memory
+  // (kvm: the realized memory) is stale from then on and starts over,
+  // lazily, before any vCPU resumes.
+  std::unique_lock<std::mutex> quiet = machine_->hold_faults();
+  Result<std::unique_ptr<MemorySnapshot>> taken =
+      space_->snapshot(fmt::format("{}.snapshot", name_));
+  if (!taken) return taken.error();
+  frozen.memory = std::move(*taken);
+  if (Result<void> restarted = machine_->restart_memory_locked(); !restarted) {
+    // Our vCPUs must not run on memory that still maps shared frames
+    // writable: this VM ends (nothing made of the snapshot starts).
+    if (quiet.owns_lock()) quiet.unlock();
+    fail(fmt::format("memory not restarted after a snapshot: {}", restarted.error().message));
+    return restarted.error();
+  }
+  return frozen;
+}
+
+void Vm::fail(const std::string& cause) {
+  monitor_.report_vm_error(fmt::format("{}: {}", name_, cause));
+  end(kVmErrorStatus);
 }
 
 Result<std::vector<std::unique_ptr<Vm>>> Vm::build_clones(const MemorySnapshot& snapshot,

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,6 +40,15 @@ class Monitor;
 class MemorySnapshot;
 
 inline constexpr uint32_t kVmErrorStatus = 1;
+
+// A snapshot written (DESIGN section 7).
+struct SnapshotReport {
+  std::filesystem::path dir;
+  uint64_t pause_ns = 0;  // the vCPUs stopped: states captured, the memory frozen (O(1))
+  uint64_t write_ns = 0;  // the files, written while the VM ran on
+  uint64_t pages = 0;     // stored in the memory file
+  bool diff = false;      // only the pages no longer shared with its parent
+};
 
 // The engine runs the vCPUs (vmm/hypervisor/hypervisor.h): the VM makes them
 // through its machine and they call back through VmHost.
@@ -74,6 +84,14 @@ class Vm final : public VmHost {
   uint32_t vcpu_count() const { return static_cast<uint32_t>(vcpus_.size()); }
 
   Engine engine() const { return hypervisor_.engine(); }
+  const GuestLayout& layout() const { return layout_; }
+
+  // Snapshots the running VM into `dir` from a host thread, whatever its
+  // vCPUs are doing (DESIGN section 7): they stop at an instruction
+  // boundary while their states are captured and the memory is frozen, then
+  // run on while the files are written from the frozen frames. A VM
+  // restored from a snapshot writes a diff against it.
+  Result<SnapshotReport> snapshot_to(const std::filesystem::path& dir);
   // Logs what the engine counted of the VM (once it has ended).
   void log_engine_counters() const { machine_->log_counters(name_); }
 
@@ -116,6 +134,24 @@ class Vm final : public VmHost {
   // Performs `vcpu`'s fork request (it stopped right after its `out`).
   // False: another vCPU is pausing the VM; park, then try again.
   bool try_fork(Vcpu& vcpu, uint32_t clones);
+  // The same for a snapshot request (port 0x511): the others run on while
+  // `vcpu`, parked, writes the files; its RAX is 0, or -1 on an error.
+  bool try_snapshot(Vcpu& vcpu);
+
+  // What a snapshot or a fork keeps of the paused VM.
+  struct Frozen {
+    std::vector<VcpuSnapshot> vcpus;
+    std::unique_ptr<MemorySnapshot> memory;
+  };
+  // Every vCPU's state (the requester's past its request) and an O(1)
+  // snapshot of the memory; the caller holds the pause, every other vCPU
+  // parked. When the engine cannot restart the VM's memory after it, the
+  // VM ends.
+  Result<Frozen> freeze(Vcpu* requester);
+  Result<SnapshotReport> write_frozen(const std::filesystem::path& dir, const Frozen& frozen,
+                                      std::optional<uint32_t> requester, uint64_t pause_ns);
+  // Ends the VM on an error of its own (not one vCPU's).
+  void fail(const std::string& cause);
   // Builds the clones of a fork; the caller stopped every vCPU. RAX for the
   // forking vCPU: 0, or -1 when no clone could start (refused: a warning
   // names the reason).
@@ -151,6 +187,9 @@ class Vm final : public VmHost {
   bool started_ = false;            // guarded by mutex_: threads may run guest code
   bool launched_ = false;           // guarded by mutex_: the monitor took the VM
   uint32_t clones_made_ = 0;        // guarded by the pause (only the pauser forks)
+  // Per vCPU, its own thread's: its pending request at the fork device is a
+  // snapshot (port 0x511), not a fork.
+  std::vector<uint8_t> snapshot_requested_;
 };
 
 }  // namespace vmfork

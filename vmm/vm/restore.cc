@@ -1,0 +1,62 @@
+#include "vmm/vm/restore.h"
+
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "guestmm/page_cache.h"
+#include "vmm/boot/boot_info.h"
+#include "vmm/clock.h"
+
+namespace vmfork {
+
+Result<Restored> restore_clones(Monitor& monitor, Hypervisor& hypervisor,
+                                const OpenedSnapshot& snapshot, const RestoreOptions& options,
+                                uint64_t requested_ns) {
+  const SnapshotConfig& config = snapshot.config;
+  Result<GuestLayout> layout = GuestLayout::create(config.ram_bytes, config.vcpus);
+  if (!layout) {
+    return make_error(layout.error().code,
+                      fmt::format("{}: {}", snapshot.dir.string(), layout.error().message));
+  }
+  if (Result<void> room = monitor.check_vcpus(uint64_t{options.clones} * config.vcpus); !room) {
+    return room.error();
+  }
+  Result<std::shared_ptr<PageCache>> cache =
+      PageCache::create(monitor.memory(), snapshot.pages, snapshot.dir.string());
+  if (!cache) return cache.error();
+  Restored restored;
+  if (options.eager) {
+    const uint64_t start = now_ns();
+    if (Result<void> read = (*cache)->load_all(); !read) return read.error();
+    restored.read_ns = now_ns() - start;
+  }
+
+  const uint64_t build_start = now_ns();
+  std::vector<VcpuSnapshot> states = snapshot.state.vcpus;
+  std::vector<std::unique_ptr<Vm>> built;
+  for (uint32_t k = 1; k <= options.clones; ++k) {
+    const std::string name = fmt::format("{}.{}", options.name, k);
+    Result<std::unique_ptr<AddressSpace>> space =
+        monitor.memory().create_space(name, config.ram_bytes, *cache);
+    if (!space) return space.error();
+    if (Result<void> tagged = write_clone_id(**space, k); !tagged) return tagged.error();
+    if (snapshot.state.requester) states[*snapshot.state.requester].cpu.regs.rax() = k;
+    Result<std::unique_ptr<Vm>> clone =
+        Vm::create(monitor, hypervisor, name, std::move(*space), *layout, states, requested_ns);
+    if (!clone) return clone.error();
+    if (Result<void> spawned = (*clone)->spawn(); !spawned) return spawned.error();
+    built.push_back(std::move(*clone));
+    restored.clones.push_back(name);
+  }
+  restored.build_ns = now_ns() - build_start;
+  for (std::unique_ptr<Vm>& clone : built) {
+    // Spawned already: the launch cannot fail.
+    if (Result<void> launched = monitor.launch(std::move(clone)); !launched) {
+      return launched.error();
+    }
+  }
+  return restored;
+}
+
+}  // namespace vmfork

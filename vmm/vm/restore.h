@@ -1,0 +1,44 @@
+// Restoring clones from a snapshot directory (DESIGN section 7): N VMs
+// whose memory comes in lazily from the snapshot's memory file, one chunk
+// at a time on first touch, and is shared among them until written.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ept/result.h"
+#include "vmm/hypervisor/hypervisor.h"
+#include "vmm/snapshot/open_snapshot.h"
+#include "vmm/snapshot/write_snapshot.h"
+#include "vmm/vm/monitor.h"
+
+namespace vmfork {
+
+struct RestoreOptions {
+  uint32_t clones = 1;
+  // Read the whole memory file (every chunk, its checksum checked) before
+  // any clone starts, instead of on first touch (the baseline of bench
+  // restore).
+  bool eager = false;
+  // Clone k is named "<name>.k".
+  std::string name = "restored";
+};
+
+struct Restored {
+  std::vector<std::string> clones;
+  uint64_t read_ns = 0;   // eager: reading the memory file
+  uint64_t build_ns = 0;  // making the clones (spaces, vCPUs, threads)
+};
+
+// Starts `options.clones` clones of `snapshot` (checked by open_snapshot)
+// on `hypervisor`'s engine: clone k's boot-info clone_id is k, and the vCPU
+// that asked for the snapshot (port 0x511), if any, resumes with RAX = k.
+// Every clone is built before any starts; on an error none does, and the
+// error names what failed. `requested_ns` (now_ns()) starts each clone's
+// latency to its first instruction.
+Result<Restored> restore_clones(Monitor& monitor, Hypervisor& hypervisor,
+                                const OpenedSnapshot& snapshot, const RestoreOptions& options,
+                                uint64_t requested_ns);
+
+}  // namespace vmfork
