@@ -7,13 +7,14 @@
 #include <string>
 
 #include "vmm/cli/count_arg.h"
+#include "vmm/cli/duration_arg.h"
 #include "vmm/cli/engine_choice.h"
 #include "vmm/cli/stop_signals.h"
 #include "vmm/cli/vm_session.h"
 #include "vmm/clock.h"
 #include "vmm/engines/open_hypervisor.h"
 #include "vmm/snapshot/open_snapshot.h"
-#include "vmm/snapshot/write_snapshot.h"
+#include "vmm/snapshot/working_set.h"
 #include "vmm/vm/monitor.h"
 #include "vmm/vm/restore.h"
 
@@ -27,6 +28,8 @@ struct RestoreArgs {
   uint64_t pool_bytes = 0;  // 0: what the host has available
   EngineChoice engine = EngineChoice::kAuto;
   bool eager = false;
+  bool no_prefetch = false;
+  uint64_t record_working_set_ns = 0;  // 0: none
   bool memory_checksum = false;
   std::string snapshot_dir;        // empty: none
   uint64_t snapshot_after_ns = 0;  // 0: only at a guest's request
@@ -39,6 +42,7 @@ Result<int> restore(const RestoreArgs& args) {
   // Everything is checked before anything starts.
   Result<OpenedSnapshot> snapshot = open_snapshot(args.dir);
   if (!snapshot) return snapshot.error();
+  const uint64_t opened_ns = now_ns();
   Result<Engine> engine = choose_engine(args.engine);
   if (!engine) return engine.error();
   spdlog::info("engine: {}; restoring {} clone(s) of {} ({} vCPU(s), {} MiB, taken on {})",
@@ -48,11 +52,12 @@ Result<int> restore(const RestoreArgs& args) {
   Result<std::unique_ptr<Monitor>> monitor = Monitor::create(open_hypervisor, pool_bytes);
   if (!monitor) return monitor.error();
   if (args.memory_checksum) (*monitor)->record_memory_checksums();
-  SessionOptions session{.latency_of = "restore", .snapshot = std::nullopt};
+  SessionOptions session{.latency_of = "restore", .tasks = {}};
   if (!args.snapshot_dir.empty()) {
     (*monitor)->set_snapshot_target(args.snapshot_dir, snapshot->config.guest);
     if (args.snapshot_after_ns != 0) {
-      session.snapshot = TimedSnapshot{"restored.1", args.snapshot_dir, args.snapshot_after_ns};
+      session.tasks.push_back(
+          timed_snapshot(**monitor, "restored.1", args.snapshot_dir, args.snapshot_after_ns));
     }
   }
   Result<Hypervisor*> hypervisor = (*monitor)->hypervisor(*engine);
@@ -61,11 +66,32 @@ Result<int> restore(const RestoreArgs& args) {
       restore_clones(**monitor, **hypervisor, *snapshot,
                      {.clones = args.clones, .eager = args.eager}, requested_ns);
   if (!restored) return restored.error();
+  spdlog::debug("restore: snapshot opened and checked in {:.1f} us, clones built in {:.1f} us",
+                static_cast<double>(opened_ns - requested_ns) / 1e3,
+                static_cast<double>(restored->build_ns) / 1e3);
   if (args.eager) {
     spdlog::info("eager restore: read the memory file in {:.1f} ms",
                  static_cast<double>(restored->read_ns) / 1e6);
   }
-  return run_session(**monitor, signals, session);
+  if (args.record_working_set_ns != 0) {
+    session.tasks.push_back(
+        {.what = "--record-working-set",
+         .after_ns = args.record_working_set_ns,
+         .or_at_end = true,
+         .run = [cache = restored->cache, dir = snapshot->dir]() -> Result<std::string> {
+           const std::vector<uint64_t> chunks = cache->loaded_chunks();
+           if (Result<void> written = write_working_set(dir, chunks); !written) {
+             return written.error();
+           }
+           return fmt::format("working set {}: {} chunk(s) of 64 KiB",
+                              (dir / kWorkingSetFileName).string(), chunks.size());
+         }});
+  }
+  const int status = run_session(**monitor, signals, session);
+  if (restored->prefetch) {
+    spdlog::debug("working set prefetch read {} chunk(s)", restored->prefetch->chunks_read());
+  }
+  return status;
 }
 
 }  // namespace
@@ -90,6 +116,16 @@ void add_restore_command(CLI::App& app, std::function<int()>& chosen) {
   restore_command->add_flag("--eager", args->eager,
                             "Read the whole memory file (checking every chunk) before any clone "
                             "starts, instead of on first touch");
+  restore_command
+      ->add_option("--record-working-set", args->record_working_set_ns,
+                   "Record the memory chunks the clones read in their first DURATION (250ms, "
+                   "2s), or until they end, into DIR/working_set.json; later restores of DIR read "
+                   "them in the "
+                   "background while their clones run (no prefetch during this one)")
+      ->transform(duration_transform())
+      ->type_name("DURATION");
+  restore_command->add_flag("--no-prefetch", args->no_prefetch,
+                            "Do not read DIR/working_set.json's chunks ahead of the clones");
   restore_command->add_flag("--memory-checksum", args->memory_checksum,
                             "After every VM has ended, print \"memory-checksum <vm> <hash>\" per "
                             "VM in launch order (as `run` does)");

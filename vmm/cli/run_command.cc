@@ -59,7 +59,8 @@ Result<int> run_guest(const RunArgs& args) {
   if (!args.snapshot_dir.empty()) {
     (*monitor)->set_snapshot_target(args.snapshot_dir, args.guest);
     if (args.snapshot_after_ns != 0) {
-      session.snapshot = TimedSnapshot{"vm0", args.snapshot_dir, args.snapshot_after_ns};
+      session.tasks.push_back(
+          timed_snapshot(**monitor, "vm0", args.snapshot_dir, args.snapshot_after_ns));
     }
   }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -18,46 +19,46 @@ namespace vmfork::cli {
 
 namespace {
 
-// The thread of a timed snapshot: it waits out the delay (or the end of
-// the session, which cancels it), then snapshots the VM.
-class SnapshotTimer {
+// The thread of a timed task: it waits out the delay (or the end of the
+// session, which cancels it), then runs the task.
+class TaskTimer {
  public:
-  SnapshotTimer(Monitor& monitor, TimedSnapshot snapshot)
-      : monitor_(monitor), snapshot_(std::move(snapshot)), thread_([this] { run(); }) {}
-  ~SnapshotTimer() { (void)finish(); }
-  SnapshotTimer(const SnapshotTimer&) = delete;
-  SnapshotTimer& operator=(const SnapshotTimer&) = delete;
+  explicit TaskTimer(const TimedTask& task) : task_(task), thread_([this] { run(); }) {}
+  ~TaskTimer() { (void)finish(); }
+  TaskTimer(const TaskTimer&) = delete;
+  TaskTimer& operator=(const TaskTimer&) = delete;
 
-  // Cancels the snapshot unless it started; then waits for it. Its result,
-  // or none when it was cancelled.
-  std::optional<Result<SnapshotReport>> finish() {
+  // Cancels the task unless it started; then waits for it. Its result, or
+  // none when it was cancelled.
+  std::optional<Result<std::string>> finish() {
     {
       std::lock_guard lock(mutex_);
       cancelled_ = true;
     }
     changed_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (!result_ && task_.or_at_end) result_ = task_.run();
     return std::move(result_);
   }
+  const TimedTask& task() const { return task_; }
 
  private:
   void run() {
     {
       std::unique_lock lock(mutex_);
-      if (changed_.wait_for(lock, std::chrono::nanoseconds(snapshot_.after_ns),
+      if (changed_.wait_for(lock, std::chrono::nanoseconds(task_.after_ns),
                             [this] { return cancelled_; })) {
         return;
       }
     }
-    result_ = monitor_.snapshot_vm(snapshot_.vm, snapshot_.dir);
+    result_ = task_.run();
   }
 
-  Monitor& monitor_;
-  const TimedSnapshot snapshot_;
+  const TimedTask& task_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  bool cancelled_ = false;                        // guarded by mutex_
-  std::optional<Result<SnapshotReport>> result_;  // the thread's, read after join
+  bool cancelled_ = false;                     // guarded by mutex_
+  std::optional<Result<std::string>> result_;  // the thread's, read after join
   std::thread thread_;
 };
 
@@ -81,26 +82,23 @@ int run_session(Monitor& monitor, StopSignals& signals, const SessionOptions& op
       })) {
     spdlog::warn("no thread to take SIGINT and SIGTERM: they stay blocked until the VMs end");
   }
-  std::optional<SnapshotTimer> timer;
-  if (options.snapshot) timer.emplace(monitor, *options.snapshot);
+  std::vector<std::unique_ptr<TaskTimer>> timers;
+  for (const TimedTask& task : options.tasks)
+    timers.push_back(std::make_unique<TaskTimer>(task));
   int status = monitor.wait();
   signals.unwatch();
 
-  bool snapshot_failed = false;
-  if (timer) {
-    std::optional<Result<SnapshotReport>> taken = timer->finish();
-    if (!taken) {
-      fmt::print(stderr, "vmfork: --snapshot-after: every VM ended before the snapshot was due\n");
-      snapshot_failed = true;
-    } else if (!*taken) {
-      fmt::print(stderr, "vmfork: snapshot {}: {}\n", options.snapshot->dir.string(),
-                 taken->error().message);
-      snapshot_failed = true;
+  bool task_failed = false;
+  for (const std::unique_ptr<TaskTimer>& timer : timers) {
+    std::optional<Result<std::string>> done = timer->finish();
+    if (!done) {
+      fmt::print(stderr, "vmfork: {}: every VM ended before it was due\n", timer->task().what);
+      task_failed = true;
+    } else if (!*done) {
+      fmt::print(stderr, "vmfork: {}: {}\n", timer->task().what, done->error().message);
+      task_failed = true;
     } else {
-      fmt::print("snapshot {}: paused {:.1f} us, wrote {} page(s){} in {:.1f} ms\n",
-                 (*taken)->dir.string(), static_cast<double>((*taken)->pause_ns) / 1e3,
-                 (*taken)->pages, (*taken)->diff ? " (diff)" : "",
-                 static_cast<double>((*taken)->write_ns) / 1e6);
+      fmt::print("{}\n", **done);
     }
     std::fflush(stdout);
     std::fflush(stderr);
@@ -127,8 +125,24 @@ int run_session(Monitor& monitor, StopSignals& signals, const SessionOptions& op
                failure->vm, failure->status, failure->status, status);
     std::fflush(stderr);
   }
-  if (status == 0 && snapshot_failed) status = 1;
+  if (status == 0 && task_failed) status = 1;
   return status;
+}
+
+TimedTask timed_snapshot(Monitor& monitor, std::string vm, std::filesystem::path dir,
+                         uint64_t after_ns) {
+  return {.what = "--snapshot-after",
+          .after_ns = after_ns,
+          .run = [&monitor, vm = std::move(vm), dir = std::move(dir)]() -> Result<std::string> {
+            Result<SnapshotReport> taken = monitor.snapshot_vm(vm, dir);
+            if (!taken)
+              return make_error(taken.error().code, fmt::format("snapshot {}: {}", dir.string(),
+                                                                taken.error().message));
+            return fmt::format("snapshot {}: paused {:.1f} us, wrote {} page(s){} in {:.1f} ms",
+                               taken->dir.string(), static_cast<double>(taken->pause_ns) / 1e3,
+                               taken->pages, taken->diff ? " (diff)" : "",
+                               static_cast<double>(taken->write_ns) / 1e6);
+          }};
 }
 
 int run_reporting_errors(const std::function<Result<int>()>& body) {

@@ -50,11 +50,17 @@ Result<Restored> restore_clones(Monitor& monitor, Hypervisor& hypervisor,
     restored.clones.push_back(name);
   }
   restored.build_ns = now_ns() - build_start;
+  restored.cache = *cache;
   for (std::unique_ptr<Vm>& clone : built) {
     // Spawned already: the launch cannot fail.
     if (Result<void> launched = monitor.launch(std::move(clone)); !launched) {
       return launched.error();
     }
+  }
+  // Off the request path, and with nothing left to read after an eager
+  // restore.
+  if (options.prefetch && !options.eager) {
+    restored.prefetch = std::make_unique<WorkingSetPrefetch>(*cache, snapshot.dir);
   }
   return restored;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "vmm/snapshot/open_snapshot.h"
 #include "vmm/snapshot/write_snapshot.h"
 #include "vmm/vm/monitor.h"
+#include "vmm/vm/working_set_prefetch.h"
 
 namespace vmfork {
 
@@ -21,14 +23,19 @@ struct RestoreOptions {
   // any clone starts, instead of on first touch (the baseline of bench
   // restore).
   bool eager = false;
+  // Read the snapshot's recorded working set, if it has one, in the
+  // background while the clones run (vmm/snapshot/working_set.h).
+  bool prefetch = true;
   // Clone k is named "<name>.k".
   std::string name = "restored";
 };
 
 struct Restored {
   std::vector<std::string> clones;
-  uint64_t read_ns = 0;   // eager: reading the memory file
-  uint64_t build_ns = 0;  // making the clones (spaces, vCPUs, threads)
+  std::shared_ptr<PageCache> cache;              // the clones' (a working set is recorded from it)
+  std::unique_ptr<WorkingSetPrefetch> prefetch;  // running, when there is a working set
+  uint64_t read_ns = 0;                          // eager: reading the memory file
+  uint64_t build_ns = 0;                         // making the clones (spaces, vCPUs, threads)
 };
 
 // Starts `options.clones` clones of `snapshot` (checked by open_snapshot)
