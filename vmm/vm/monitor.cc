@@ -213,6 +213,16 @@ void Monitor::record_fork_latency(const std::string& clone, uint64_t ns) {
   fork_latencies_.push_back({clone, ns});
 }
 
+void Monitor::record_snapshot(const SnapshotReport& report) {
+  std::lock_guard lock(mutex_);
+  snapshots_.push_back(report);
+}
+
+std::vector<SnapshotReport> Monitor::snapshots() const {
+  std::lock_guard lock(mutex_);
+  return snapshots_;
+}
+
 std::vector<ForkLatency> Monitor::fork_latencies() const {
   std::lock_guard lock(mutex_);
   return fork_latencies_;

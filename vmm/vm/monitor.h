@@ -121,6 +121,9 @@ class Monitor {
   void vm_ended(Vm& vm);
   void report_vm_error(const std::string& message);
   void record_fork_latency(const std::string& clone, uint64_t ns);
+  // Every snapshot a VM wrote (at a guest's request or from outside).
+  void record_snapshot(const SnapshotReport& report);
+  std::vector<SnapshotReport> snapshots() const;
   std::vector<ForkLatency> fork_latencies() const;
 
  private:
@@ -155,6 +158,7 @@ class Monitor {
   uint64_t failures_ = 0;                            // guarded by mutex_
   std::vector<Checksum> checksums_;                  // guarded by mutex_
   std::vector<ForkLatency> fork_latencies_;          // guarded by mutex_
+  std::vector<SnapshotReport> snapshots_;            // guarded by mutex_
   // Guarded by mutex_: VMs a host thread is snapshotting (wait() destroys
   // none of them until it is done); vm_ended_ is notified when one is.
   std::unordered_multiset<const Vm*> pinned_;

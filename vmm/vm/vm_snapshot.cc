@@ -109,6 +109,7 @@ Result<SnapshotReport> Vm::write_frozen(const std::filesystem::path& dir, const 
   spdlog::info("{}: snapshot {} written: paused {:.1f} us, wrote {} page(s){} in {:.1f} ms", name_,
                dir.string(), static_cast<double>(pause_ns) / 1e3, report.pages,
                report.diff ? " (diff)" : "", static_cast<double>(report.write_ns) / 1e6);
+  monitor_.record_snapshot(report);
   return report;
 }
 
