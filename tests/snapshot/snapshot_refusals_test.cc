@@ -181,24 +181,38 @@ TEST_F(SnapshotRefusals, AMissingField) {
       FailsWith(open_snapshot(dir()), kInvalid, {file("state.json") + ": parent: missing"}));
 }
 
-TEST_F(SnapshotRefusals, BadChunkEntries) {
-  edit_state(dir(), [](json& state) { state["memory"]["chunks"][0]["pages"] = 0; });
+TEST_F(SnapshotRefusals, MissingChunkTable) {
+  fs::remove(dir() / "memory.chunks");
+  EXPECT_TRUE(
+      FailsWith(open_snapshot(dir()), ErrorCode::kSystem, {file("memory.chunks"), "No such file"}));
+}
+
+TEST_F(SnapshotRefusals, TruncatedChunkTable) {
+  fs::resize_file(dir() / "memory.chunks", 16 * 10);
   EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
-                        {file("state.json") + ": memory.chunks[0].pages: 0"}));
-  edit_state(dir(), [](json& state) {
-    state["memory"]["chunks"][0]["pages"] = 8;
-    state["memory"]["chunks"][1]["index"] = 0;
-  });
+                        {file("memory.chunks") + ": 160 bytes, 1024 expected for 64 chunks"}));
+}
+
+TEST_F(SnapshotRefusals, AChangedChunkTableIsRefused) {
+  // Chunk 12's page mask: the table no longer matches state.json.
+  flip_byte(dir() / "memory.chunks", 12 * 16 + 8);
   EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
-                        {file("state.json") + ": memory.chunks[1].index: 0 does not follow 0"}));
-  edit_state(dir(), [](json& state) { state["memory"]["chunks"][1]["index"] = 64; });
+                        {file("memory.chunks") + ": checksum", file("state.json"),
+                         "memory.chunk_table", "changed or damaged"}));
+}
+
+TEST_F(SnapshotRefusals, BadChunkTableEntries) {
+  edit_state(dir(), [](json& state) { state["memory"]["chunk_table"]["stored_pages"] = 4; });
   EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
-                        {file("state.json") + ": memory.chunks[1].index: 64 is past the end"}));
-  edit_state(dir(), [](json& state) { state["memory"]["chunks"][1]["index"] = 12; });
-  EXPECT_TRUE(IsOk(open_snapshot(dir())));
-  edit_state(dir(), [](json& state) { state["memory"]["chunks"][1]["pages"] = 0x10000; });
+                        {file("memory.chunks") + ": 2 chunks of 3 pages", "says 2 of 4"}));
+  rewrite();
+  edit_state(dir(), [](json& state) { state["memory"]["chunk_table"]["file"] = "other"; });
   EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
-                        {file("state.json") + ": memory.chunks[1].pages: 65536 is out of range"}));
+                        {file("state.json") + ": memory.chunk_table.file"}));
+  rewrite();
+  edit_state(dir(), [](json& state) { state["memory"]["chunk_table"].erase("checksum"); });
+  EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
+                        {file("state.json") + ": memory.chunk_table.checksum: missing"}));
 }
 
 TEST_F(SnapshotRefusals, AMissingParent) {

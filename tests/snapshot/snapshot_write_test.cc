@@ -23,7 +23,7 @@ TEST(SnapshotWrite, AnEmptyDirectoryIsFilled) {
   write(tmp / "s", {{5, page_pattern(5)}});
   EXPECT_EQ(listing(tmp / "s"),
             (std::vector<fs::path>{tmp / "s" / "config.json", tmp / "s" / "memory",
-                                   tmp / "s" / "state.json"}));
+                                   tmp / "s" / "memory.chunks", tmp / "s" / "state.json"}));
   EXPECT_EQ(listing(tmp.path()), std::vector<fs::path>{tmp / "s"});  // no temporary left
 }
 

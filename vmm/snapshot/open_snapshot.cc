@@ -17,10 +17,10 @@ namespace {
 namespace fs = std::filesystem;
 
 // Generous bounds on what a JSON file may weigh before it is read whole:
-// state.json lists up to a million chunks (64 GiB of RAM, about 80 bytes
-// each) and up to kMaxSnapshotVcpus vCPU states.
+// state.json holds up to kMaxSnapshotVcpus vCPU states (the chunks are in
+// the binary chunk table).
 constexpr uint64_t kMaxConfigBytes = uint64_t{1} << 20;
-constexpr uint64_t kMaxStateBytes = uint64_t{256} << 20;
+constexpr uint64_t kMaxStateBytes = uint64_t{64} << 20;
 
 Error invalid(const std::string& message) {
   return make_error(ErrorCode::kInvalidArgument, message);
@@ -88,7 +88,11 @@ Result<Layer> open_layer(const fs::path& dir) {
 
   Result<FileDescriptor> memory = open_memory(memory_path, layer.state.ram_bytes, state_path);
   if (!memory.ok()) return memory.error();
-  layer.memory = {.path = memory_path, .fd = std::move(*memory), .chunks = layer.state.chunks};
+  Result<ChunkTable> table =
+      ChunkTable::read(dir / kChunkTableFileName, layer.state.ram_bytes / PageSource::kChunkBytes,
+                       layer.state.chunk_table, state_path);
+  if (!table.ok()) return table.error();
+  layer.memory = {.path = memory_path, .fd = std::move(*memory), .table = std::move(*table)};
   return layer;
 }
 

@@ -21,13 +21,6 @@ namespace {
 constexpr uint64_t kChunkPages = PageSource::kChunkPages;
 static_assert(kChunkPages == 16, "a chunk's page mask is a uint16_t");
 
-const StoredChunk* find_chunk(const MemoryLayer& layer, uint64_t chunk) {
-  const auto it = std::lower_bound(
-      layer.chunks.begin(), layer.chunks.end(), chunk,
-      [](const StoredChunk& stored, uint64_t index) { return stored.index < index; });
-  return it != layer.chunks.end() && it->index == chunk ? &*it : nullptr;
-}
-
 std::string chunk_name(const MemoryLayer& layer, uint64_t chunk) {
   return fmt::format("{}: chunk {} (guest-physical {:#x})", layer.path.string(), chunk,
                      chunk * PageSource::kChunkBytes);
@@ -66,28 +59,26 @@ Result<void> read_run(const MemoryLayer& layer, uint64_t chunk, std::span<iovec>
 }  // namespace
 
 SnapshotPageSource::SnapshotPageSource(uint64_t ram_bytes, std::vector<MemoryLayer> layers)
-    : ram_bytes_(ram_bytes),
-      layers_(std::move(layers)),
-      merged_(ram_bytes / kChunkBytes, uint16_t{0}) {
+    : ram_bytes_(ram_bytes), chunk_count_(ram_bytes / kChunkBytes), layers_(std::move(layers)) {
   assert(!layers_.empty());
-  for (const MemoryLayer& layer : layers_) {
-    for (const StoredChunk& stored : layer.chunks)
-      merged_[stored.index] |= stored.pages;
-  }
 }
 
 uint16_t SnapshotPageSource::pages_with_data(uint64_t chunk) const {
-  return chunk < merged_.size() ? merged_[chunk] : uint16_t{0};
+  if (chunk >= chunk_count_) return 0;
+  uint16_t pages = 0;
+  for (const MemoryLayer& layer : layers_)
+    pages = static_cast<uint16_t>(pages | layer.table.pages(chunk));
+  return pages;
 }
 
 Result<void> SnapshotPageSource::read_chunk(uint64_t chunk,
                                             std::span<std::byte* const, kChunkPages> pages) const {
-  if (chunk >= merged_.size()) {
+  if (chunk >= chunk_count_) {
     return make_error(ErrorCode::kInvalidArgument,
                       fmt::format("{}: chunk {} is past the end of RAM ({} chunks)",
-                                  layers_.front().path.string(), chunk, merged_.size()));
+                                  layers_.front().path.string(), chunk, chunk_count_));
   }
-  uint16_t wanted = merged_[chunk];
+  uint16_t wanted = pages_with_data(chunk);
   for (uint64_t i = 0; i < kChunkPages; ++i) {
     if (has_page(wanted, i) && pages[i] == nullptr) {
       return make_error(ErrorCode::kInvalidArgument, chunk_name(layers_.front(), chunk) +
@@ -99,8 +90,8 @@ Result<void> SnapshotPageSource::read_chunk(uint64_t chunk,
   // same (into scratch), since a layer's checksum covers all it stores.
   std::unique_ptr<std::byte[]> scratch;
   for (const MemoryLayer& layer : layers_) {
-    const StoredChunk* stored = find_chunk(layer, chunk);
-    if (stored == nullptr) continue;
+    const std::optional<StoredChunk> stored = layer.table.find(chunk);
+    if (!stored) continue;
     std::array<std::byte*, kChunkPages> to{};
     for (uint64_t i = 0; i < kChunkPages; ++i) {
       if (!has_page(stored->pages, i)) continue;
@@ -145,7 +136,7 @@ Result<void> SnapshotPageSource::read_layer_chunk(
   }
   if (checksum.value() != stored.checksum) {
     return make_error(ErrorCode::kInvalidArgument,
-                      chunk_name(layer, stored.index) + ": checksum mismatch (state.json says " +
+                      chunk_name(layer, stored.index) + ": checksum mismatch (memory.chunks says " +
                           checksum_text(stored.checksum) + ", the pages hash to " +
                           checksum_text(checksum.value()) + ")");
   }
@@ -158,7 +149,7 @@ Result<void> SnapshotPageSource::verify_all() const {
   for (uint64_t i = 0; i < kChunkPages; ++i)
     to[i] = buffer.get() + i * kPageSize;
   for (const MemoryLayer& layer : layers_) {
-    for (const StoredChunk& stored : layer.chunks) {
+    for (const StoredChunk& stored : layer.table.stored()) {
       if (Result<void> read = read_layer_chunk(layer, stored, to); !read.ok()) return read;
     }
   }

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "guestmm/page_source.h"
+#include "vmm/snapshot/chunk_table.h"
 #include "vmm/snapshot/file_descriptor.h"
-#include "vmm/snapshot/state_file.h"
 
 namespace vmfork {
 
@@ -19,7 +19,7 @@ namespace vmfork {
 struct MemoryLayer {
   std::filesystem::path path;
   FileDescriptor fd;
-  std::vector<StoredChunk> chunks;  // increasing index
+  ChunkTable table;
 };
 
 class SnapshotPageSource final : public PageSource {
@@ -28,7 +28,7 @@ class SnapshotPageSource final : public PageSource {
   SnapshotPageSource(uint64_t ram_bytes, std::vector<MemoryLayer> layers);
 
   uint64_t ram_bytes() const override { return ram_bytes_; }
-  // O(1): the OR of the layers' masks, merged at construction.
+  // The OR of the layers' masks: one table lookup per layer.
   uint16_t pages_with_data(uint64_t chunk) const override;
   // pread/preadv only, on descriptors that stay open: any thread, concurrently.
   Result<void> read_chunk(uint64_t chunk,
@@ -46,10 +46,8 @@ class SnapshotPageSource final : public PageSource {
                                 std::span<std::byte* const, kChunkPages> to) const;
 
   const uint64_t ram_bytes_;
+  const uint64_t chunk_count_;
   const std::vector<MemoryLayer> layers_;
-  // Per chunk of RAM, which pages some layer stores (2 bytes per 64 KiB of
-  // guest RAM: 2 MiB for the largest, 64 GiB).
-  std::vector<uint16_t> merged_;
 };
 
 }  // namespace vmfork

@@ -23,17 +23,15 @@ uint64_t self_checksum(json document) {
 }
 
 json memory_to_json(const StateFile& file) {
-  json chunks = json::array();
-  for (const StoredChunk& chunk : file.chunks) {
-    chunks.push_back({{"index", chunk.index},
-                      {"pages", chunk.pages},
-                      {"checksum", checksum_text(chunk.checksum)}});
-  }
+  const json table = {{"file", kChunkTableFileName},
+                      {"checksum", checksum_text(file.chunk_table.checksum)},
+                      {"stored_chunks", file.chunk_table.stored_chunks},
+                      {"stored_pages", file.chunk_table.stored_pages}};
   return {{"file", kMemoryFileName},
           {"size", file.ram_bytes},
           {"chunk_bytes", PageSource::kChunkBytes},
           {"checksum_algorithm", kChecksumAlgorithm},
-          {"chunks", std::move(chunks)}};
+          {"chunk_table", table}};
 }
 
 void memory_from_json(JsonFields& f, const Node& memory, StateFile& out) {
@@ -58,31 +56,14 @@ void memory_from_json(JsonFields& f, const Node& memory, StateFile& out) {
            "\"" + text + "\" is not supported (this vmfork reads \"" + kChecksumAlgorithm + "\")");
   }
 
-  const uint64_t chunk_count = out.ram_bytes / PageSource::kChunkBytes;
-  const Node chunks = f.field(memory, "chunks");
-  const size_t count = f.array_size(chunks);
-  out.chunks.reserve(count);
-  for (size_t i = 0; i < count && !f.failed(); ++i) {
-    const Node chunk = f.element(chunks, i);
-    const Node index = f.field(chunk, "index");
-    StoredChunk stored;
-    stored.index = f.unsigned_integer(index);
-    if (!f.failed() && stored.index >= chunk_count) {
-      f.fail(index, std::to_string(stored.index) + " is past the end of RAM (" +
-                        std::to_string(chunk_count) + " chunks)");
-    }
-    if (!f.failed() && !out.chunks.empty() && stored.index <= out.chunks.back().index) {
-      f.fail(index, std::to_string(stored.index) + " does not follow " +
-                        std::to_string(out.chunks.back().index) + " (indexes must increase)");
-    }
-    const Node pages = f.field(chunk, "pages");
-    stored.pages = static_cast<uint16_t>(f.unsigned_integer(pages, 0xffff));
-    if (!f.failed() && stored.pages == 0) {
-      f.fail(pages, "0: a chunk without stored pages must not be listed");
-    }
-    stored.checksum = f.checksum(f.field(chunk, "checksum"));
-    out.chunks.push_back(stored);
+  const Node table = f.field(memory, "chunk_table");
+  const Node table_name = f.field(table, "file");
+  if (const std::string text = f.string(table_name); !f.failed() && text != kChunkTableFileName) {
+    f.fail(table_name, "\"" + text + "\" is not \"" + kChunkTableFileName + "\"");
   }
+  out.chunk_table.checksum = f.checksum(f.field(table, "checksum"));
+  out.chunk_table.stored_chunks = f.unsigned_integer(f.field(table, "stored_chunks"));
+  out.chunk_table.stored_pages = f.unsigned_integer(f.field(table, "stored_pages"));
 }
 
 }  // namespace

@@ -175,9 +175,10 @@ Result<SnapshotWriteStats> write_snapshot(const fs::path& dir, const SnapshotCon
   if (Result<void> checked = check_config(config, "snapshot " + target.string()); !checked.ok()) {
     return checked.error();
   }
-  // The parent is stored absolute; config_checksum and chunks come later.
+  // The parent is stored absolute; config_checksum and the chunk table come
+  // later.
   StateFile state_file{
-      .state = state, .ram_bytes = config.ram_bytes, .config_checksum = 0, .chunks = {}};
+      .state = state, .ram_bytes = config.ram_bytes, .config_checksum = 0, .chunk_table = {}};
   if (state_file.state.parent) {
     state_file.state.parent = fs::absolute(*state_file.state.parent).lexically_normal();
   }
@@ -213,9 +214,14 @@ Result<SnapshotWriteStats> write_snapshot(const fs::path& dir, const SnapshotCon
       !walked.ok()) {
     return walked.error();
   }
-  state_file.chunks = writer.finish();
+  const std::vector<StoredChunk> chunks = writer.finish();
   stats.pages_written = writer.pages_written();
-  stats.chunks = state_file.chunks.size();
+  stats.chunks = chunks.size();
+  const ChunkTable table(config.ram_bytes / PageSource::kChunkBytes, chunks);
+  if (Result<void> written = table.write(scratch.path() / kChunkTableFileName); !written.ok()) {
+    return written.error();
+  }
+  state_file.chunk_table = table.summary();
   uint64_t sync_start = now_ns();
   if (::fdatasync(memory.get()) != 0) return system_error(memory_path, "cannot flush", errno);
   stats.sync_ns += now_ns() - sync_start;
