@@ -137,6 +137,16 @@ MemoryAccounting GuestMemory::account() const {
   return result;
 }
 
+void GuestMemory::register_cache(const PageCache* cache) {
+  std::lock_guard lock(roots_mutex_);
+  caches_.insert(cache);
+}
+
+void GuestMemory::unregister_cache(const PageCache* cache) {
+  std::lock_guard lock(roots_mutex_);
+  caches_.erase(cache);
+}
+
 Result<void> GuestMemory::verify_references() const {
   std::unordered_map<uint64_t, uint64_t> expected;
   std::unordered_set<uint64_t> tables;
@@ -161,6 +171,12 @@ Result<void> GuestMemory::verify_references() const {
   for (FrameId root : roots_) {
     ++expected[root.index()];
     visit(visit, root, kEptLevels);
+  }
+  for (const PageCache* cache : caches_) {
+    for (FrameId frame : cache->held_frames()) {
+      ++expected[frame.index()];
+      data.insert(frame.index());
+    }
   }
   for (const auto& [index, references] : expected) {
     const uint64_t actual = refcount(FrameId(index));

@@ -61,6 +61,9 @@ class GuestMemory final : public TableMemory {
   // Roots held by address spaces and snapshots, for the walks above.
   void register_root(FrameId root);
   void unregister_root(FrameId root);
+  // Page caches, whose frames hold a reference of the cache's own.
+  void register_cache(const PageCache* cache);
+  void unregister_cache(const PageCache* cache);
 
   // TableMemory.
   std::atomic<uint64_t>* entries(FrameId table) const override {
@@ -90,8 +93,9 @@ class GuestMemory final : public TableMemory {
   };
   PerThread<FrameKindCounts> kind_counts_;
 
-  mutable std::mutex roots_mutex_;  // never taken on a fault path
-  std::multiset<FrameId> roots_;    // guarded by roots_mutex_
+  mutable std::mutex roots_mutex_;     // never taken on a fault path
+  std::multiset<FrameId> roots_;       // guarded by roots_mutex_
+  std::set<const PageCache*> caches_;  // guarded by roots_mutex_
 };
 
 // What the tree rooted at `root` reaches, exclusive or shared.

@@ -55,9 +55,12 @@ PageCache::PageCache(GuestMemory& memory, std::shared_ptr<const PageSource> sour
       ram_bytes_(source_->ram_bytes()),
       slots_(slots),
       states_(states),
-      chunks_(chunks) {}
+      chunks_(chunks) {
+  memory_.register_cache(this);
+}
 
 PageCache::~PageCache() {
+  memory_.unregister_cache(this);
   // Every space and snapshot that mapped our frames is gone: ours are the
   // last references.
   for (uint64_t chunk : loaded_) {
@@ -161,6 +164,19 @@ Result<void> PageCache::load_all(Waiter& waiter) {
     if (Result<void> read = load(chunk, waiter); !read) return read;
   }
   return Ok{};
+}
+
+std::vector<FrameId> PageCache::held_frames() const {
+  std::lock_guard lock(loaded_mutex_);
+  std::vector<FrameId> frames;
+  for (uint64_t chunk : loaded_) {
+    for (uint64_t page = 0; page < PageSource::kChunkPages; ++page) {
+      const uint64_t slot =
+          slots_[chunk * PageSource::kChunkPages + page].load(std::memory_order_relaxed);
+      if (slot != 0) frames.emplace_back(slot - 1);
+    }
+  }
+  return frames;
 }
 
 std::vector<uint64_t> PageCache::loaded_chunks() const {

@@ -63,6 +63,8 @@ class PageCache {
   std::vector<uint64_t> loaded_chunks() const;
   // Frames the cache holds a reference on.
   uint64_t frames() const { return frames_.load(std::memory_order_relaxed); }
+  // Which they are (GuestMemory::verify_references counts them).
+  std::vector<FrameId> held_frames() const;
 
  private:
   enum ChunkState : uint8_t { kUnread = 0, kReading = 1, kRead = 2 };

@@ -139,6 +139,9 @@ TEST(PageCache, NClonesCostPagesTouchedPlusWhatEachWrote) {
   EXPECT_EQ(counts.data, kTouched + kClones * kWritten);
   // Per clone: its root and the three tables down to the pages' one table.
   EXPECT_EQ(counts.table, kClones * 4);
+  // Every reference accounted for: one per present entry, one per root, one
+  // per frame the cache holds.
+  EXPECT_TRUE(IsOk(r.memory->verify_references()));
   for (uint64_t k = 0; k < kClones; ++k) {
     const SpaceAccounting own = clones[k]->account();
     EXPECT_EQ(own.data_exclusive, kWritten);
