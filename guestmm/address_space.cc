@@ -38,7 +38,7 @@ Result<FrameId> AddressSpace::frame_for(Gfn gfn, Access access, Waiter& waiter) 
     if (walk.kind == WalkResult::Kind::kMisconfiguration) {
       return make_error(ErrorCode::kMisconfigured, "EPT misconfiguration in " + name_);
     }
-    if (Result<void> fixed = handle_fault(gfn.gpa(), access, waiter); !fixed) {
+    if (Result<Resolved> fixed = handle_fault(gfn.gpa(), access, waiter); !fixed) {
       return fixed.error();
     }
   }

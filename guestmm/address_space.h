@@ -24,6 +24,14 @@ class GuestMemory;
 class MemorySnapshot;
 class PageCache;
 
+// What a fault resolved: the frame a guest page maps, and what its leaf
+// allows (the path above it is exclusive after a fault, so the walk allows
+// the same).
+struct Resolved {
+  FrameId frame;
+  Access allowed = Access::kNone;
+};
+
 class AddressSpace {
  public:
   // Drops the root's reference. Every vCPU of the space must have left.
@@ -48,7 +56,11 @@ class AddressSpace {
   // cache's frame read-only, a write a copy of it); a write to a read-only
   // page runs the COW protocol. `waiter` is the faulting vCPU's (it keeps servicing
   // shootdowns while it waits) or the host's.
-  Result<void> handle_fault(Gpa gpa, Access access, Waiter& waiter);
+  // Returns what the leaf of `gpa` maps and allows once `access` is
+  // allowed, which stays so until the next fault of this space on it (a
+  // caller that serializes this space's faults, as the kvm fault service
+  // does, may map it without walking again).
+  Result<Resolved> handle_fault(Gpa gpa, Access access, Waiter& waiter);
 
   // Host-side access through the EPT, for loaders and devices. Pages never
   // touched read as zero; writes run the fault protocol as a vCPU would.
@@ -78,7 +90,7 @@ class AddressSpace {
                std::shared_ptr<PageCache> cache);
 
   Result<void> check_range(Gpa gpa, uint64_t bytes) const;
-  Result<void> handle_write_fault(Gfn gfn, std::optional<FrameId> restored, Waiter& waiter);
+  Result<Resolved> handle_write_fault(Gfn gfn, std::optional<FrameId> restored, Waiter& waiter);
   // In a restored space, the page cache's frame for `gfn` while `gfn` is
   // not mapped (read from the source first if need be); none otherwise, or
   // when the source has no data there. Holds no frame pointer across its

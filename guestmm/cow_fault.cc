@@ -11,7 +11,7 @@
 
 namespace vmfork {
 
-Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) {
+Result<Resolved> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) {
   if (gpa.value() >= ram_bytes_) {
     return make_error(ErrorCode::kOutsideRam, "access outside the RAM of " + name_);
   }
@@ -34,22 +34,22 @@ Result<void> AddressSpace::handle_fault(Gpa gpa, Access access, Waiter& waiter) 
   LeafLock leaf(**slot, waiter);
   if (leaf.entry().present()) {
     count(&Counters::already_resolved);
-    return Ok{};
+    return Resolved{leaf.entry().frame(), leaf.entry().access()};
   }
   if (*restored) {
     leaf.install(shared_restored_leaf(**restored));
     count(&Counters::restored);
-    return Ok{};
+    return Resolved{**restored, Access::kReadExecute};
   }
   Result<FrameId> frame = memory_.allocate_data(Zeroed::kYes, waiter);
   if (!frame) return frame.error();
   leaf.install(EptEntry::leaf(*frame, Access::kAll));
   count(&Counters::demand_zero);
-  return Ok{};
+  return Resolved{*frame, Access::kAll};
 }
 
-Result<void> AddressSpace::handle_write_fault(Gfn gfn, std::optional<FrameId> restored,
-                                              Waiter& waiter) {
+Result<Resolved> AddressSpace::handle_write_fault(Gfn gfn, std::optional<FrameId> restored,
+                                                  Waiter& waiter) {
   EptTree& tree = memory_.tree();
   FrameTable& frames = memory_.frame_table();
 
@@ -70,12 +70,12 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, std::optional<FrameId> re
     if (!frame) return frame.error();
     leaf.install(EptEntry::leaf(*frame, Access::kAll));
     count(restored ? &Counters::restored : &Counters::demand_zero);
-    return Ok{};
+    return Resolved{*frame, Access::kAll};
   }
   if (entry.writable()) {
     // Another vCPU finished the work (go to 9).
     count(&Counters::already_resolved);
-    return Ok{};
+    return Resolved{entry.frame(), entry.access()};
   }
   const FrameId old_frame = entry.frame();
 
@@ -86,7 +86,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, std::optional<FrameId> re
     if (frames.refcount(old_frame) == 1) {
       leaf.add_permissions(Access::kWrite);
       count(&Counters::in_place);
-      return Ok{};
+      return Resolved{old_frame, entry.access() | Access::kWrite};
     }
   }
 
@@ -115,7 +115,7 @@ Result<void> AddressSpace::handle_write_fault(Gfn gfn, std::optional<FrameId> re
   // 8. Release our reference on F (reclaimed once nobody can reach it); the
   //    leaf unlocks when `leaf` goes out of scope.
   tree.release_entry(entry, 1);
-  return Ok{};
+  return Resolved{*copy, Access::kAll};
   // 9. The caller resumes the faulting vCPU, which retries its access.
 }
 

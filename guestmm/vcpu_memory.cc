@@ -38,7 +38,8 @@ Result<std::byte*> VcpuMemory::translate_slow(Gpa gpa, Access access) {
     if (walk.kind == WalkResult::Kind::kMisconfiguration) {
       return make_error(ErrorCode::kMisconfigured, "EPT misconfiguration in " + space_.name());
     }
-    if (Result<void> fixed = space_.handle_fault(gpa, access, *this); !fixed) return fixed.error();
+    if (Result<Resolved> fixed = space_.handle_fault(gpa, access, *this); !fixed)
+      return fixed.error();
   }
 }
 

@@ -174,7 +174,8 @@ TEST(PageCache, AnUnreadableChunkFailsTheFaultAndIsTriedAgain) {
   r.source->failing_chunk = 300 / PageSource::kChunkPages;
   r.make_cache();
   std::unique_ptr<AddressSpace> space = r.space("clone");
-  Result<void> fault = space->handle_fault(Gfn(300).gpa(), Access::kRead, HostWaiter::instance());
+  Result<Resolved> fault =
+      space->handle_fault(Gfn(300).gpa(), Access::kRead, HostWaiter::instance());
   ASSERT_FALSE(fault.ok());
   EXPECT_NE(fault.error().message.find("unreadable"), std::string::npos);
   EXPECT_EQ(r.memory->frame_counts().data, 0u);  // the chunk's frames went back

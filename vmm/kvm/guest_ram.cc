@@ -212,16 +212,17 @@ Result<void> GuestRam::serve_missing_locked(Gfn gfn) {
   };
   WalkResult at = walk(gfn.value());
   if (!at.ok()) {
-    // Never touched: a zeroed frame of its own (demand-zero).
-    if (Result<void> zeroed = space_.handle_fault(gfn.gpa(), Access::kRead, guard); !zeroed) {
-      return zeroed;
-    }
-    at = walk(gfn.value());
-    if (!at.ok()) {
-      return make_error(
-          ErrorCode::kInternal,
-          fmt::format("guest page {:#x} not backed after demand-zero", gfn.gpa().value()));
-    }
+    // Never touched: a zeroed frame of its own (demand-zero), or a restored
+    // page (read-only, shared with the other clones of its restore). Faults
+    // of this space are ours alone (we hold the lock), so the frame the
+    // fault resolved stays what the page maps until we map it.
+    Result<Resolved> resolved = space_.handle_fault(gfn.gpa(), Access::kRead, guard);
+    if (!resolved) return resolved.error();
+    at = {.kind = WalkResult::Kind::kTranslation,
+          .frame = resolved->frame,
+          .allowed = resolved->allowed,
+          .qualification = 0,
+          .level = 1};
   }
 
   // The run: unrealized neighbours in the same 2 MiB region whose frames
@@ -310,18 +311,17 @@ Result<void> GuestRam::serve_write_locked(Gfn gfn) {
   // frame (step 8) must not let it be reused while our mapping still
   // shows it.
   HostWalkGuard guard(memory.reclaimer());
-  if (Result<void> cow = space_.handle_fault(gfn.gpa(), Access::kWrite, guard); !cow) return cow;
-  const WalkResult now = ept_walk(memory, space_.root(), gfn, Access::kWrite);
-  if (!now.ok()) {
-    return make_error(ErrorCode::kInternal,
-                      fmt::format("guest page {:#x} not writable after COW", gfn.gpa().value()));
-  }
-  if (now.frame.index() + 1 != frame_plus_one(entry)) {
-    const uint64_t copy = (now.frame.index() + 1) | kCopy;
+  // Faults of this space are ours alone (we hold the lock): the frame the
+  // COW resolved is what the page maps, writable, until we map it.
+  Result<Resolved> resolved = space_.handle_fault(gfn.gpa(), Access::kWrite, guard);
+  if (!resolved) return resolved.error();
+  const FrameId now = resolved->frame;
+  if (now.index() + 1 != frame_plus_one(entry)) {
+    const uint64_t copy = (now.index() + 1) | kCopy;
     if (Result<void> counted = set_shadow_locked(gfn.value(), 1, &copy); !counted) return counted;
     if (mmap(reinterpret_cast<void*>(host_address_locked(gfn.value())), kPageSize,
              PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, pool_fd_,
-             static_cast<off_t>(now.frame.pool_offset())) == MAP_FAILED) {
+             static_cast<off_t>(now.pool_offset())) == MAP_FAILED) {
       return system_error(
           fmt::format("mmap of the copy of guest page {:#x} (the process may "
                       "have reached vm.max_map_count)",
