@@ -113,11 +113,13 @@ class RestoreCli : public ::testing::Test {
   }
 
   // Runs vmfork with `args` (shell syntax, warnings and errors only on
-  // stderr) and collects stdout and stderr apart.
-  ProcessRun vmfork(const std::string& args) {
+  // stderr) in the directory `cwd` (the test's, if empty) and collects
+  // stdout and stderr apart.
+  ProcessRun vmfork(const std::string& args, const fs::path& cwd = {}) {
     const fs::path err_path = temp_ / "stderr.txt";
-    const std::string command = std::string("'") + VMFORK_BINARY + "' --log-level warn " + args +
-                                " 2>'" + err_path.string() + "'";
+    const std::string cd = cwd.empty() ? std::string() : "cd '" + cwd.string() + "' && ";
+    const std::string command =
+        cd + "'" + VMFORK_BINARY + "' --log-level warn " + args + " 2>'" + err_path.string() + "'";
     ProcessRun run;
     std::FILE* pipe = popen(command.c_str(), "r");
     if (pipe == nullptr) return run;
@@ -135,8 +137,9 @@ class RestoreCli : public ::testing::Test {
 
   // snapshotme's first generation, snapshotted into `dir`.
   void snapshot_snapshotme(const fs::path& dir, int vcpus) {
-    const ProcessRun run = vmfork("run '" + guest("snapshotme") + "' --engine soft --vcpus " +
-                                  std::to_string(vcpus) + " --snapshot '" + dir.string() + "'");
+    const ProcessRun run =
+        vmfork("run '" + guest("snapshotme") + "' --engine soft --mem 16M --vcpus " +
+               std::to_string(vcpus) + " --snapshot '" + dir.string() + "'");
     ASSERT_EQ(run.exit_status, 0) << run.out << run.err;
     ASSERT_EQ(run.out, "[vm0] snapshotme gen 1: snapshot taken\n") << run.err;
     ASSERT_TRUE(fs::exists(dir / "state.json")) << run.err;
@@ -175,12 +178,13 @@ INSTANTIATE_TEST_SUITE_P(Vcpus, RestoreCliVcpus, ::testing::Values(1, 4),
                            return std::to_string(param_info.param) + "Vcpus";
                          });
 
+// Named relative to the working directory, as a user types them: state.json
+// stores the parent's absolute path.
 TEST_F(RestoreCli, ARestoredCloneWritesADiffSnapshotThatRestores) {
   const fs::path a = work_ / "a";
   const fs::path b = work_ / "b";
   snapshot_snapshotme(a, 2);
-  const ProcessRun second = vmfork("restore '" + a.string() +
-                                   "' --clones 1 --engine soft --snapshot '" + b.string() + "'");
+  const ProcessRun second = vmfork("restore a --clones 1 --engine soft --snapshot b", work_);
   ASSERT_EQ(second.exit_status, 0) << second.out << second.err;
   EXPECT_EQ(count_line(second.out, "[restored.1] snapshotme gen 1 clone 1: restored, memory ok"),
             1u)
@@ -229,7 +233,7 @@ TEST_F(RestoreCli, ADiffSnapshotWhoseParentMovedAwayIsRefusedNamingTheParent) {
 TEST_F(RestoreCli, SnapshotFromOutsideRestoresWithCountersIntact) {
   const fs::path d = work_ / "d";
   const ProcessRun run =
-      vmfork("run '" + guest("snapshot_wait") + "' --engine soft --vcpus 2 --snapshot '" +
+      vmfork("run '" + guest("snapshot_wait") + "' --engine soft --mem 16M --vcpus 2 --snapshot '" +
              d.string() + "' --snapshot-after 100ms");
   ASSERT_EQ(run.exit_status, 0) << run.out << run.err;
   EXPECT_EQ(count_line(run.out, "[vm0] snapshot_wait original: done"), 1u) << run.out << run.err;
@@ -250,6 +254,21 @@ TEST_F(RestoreCli, SnapshotFromOutsideRestoresWithCountersIntact) {
   }
 }
 
+// An outside snapshot that never happens (every VM ended first) is a failed
+// snapshot: a message, exit status 1 although the guest exited 0, and no
+// directory. (The delay is long enough for any host to end hello first; the
+// run does not wait it out.)
+TEST_F(RestoreCli, AnOutsideSnapshotDueAfterTheVmEndedFails) {
+  const fs::path d = work_ / "d";
+  const ProcessRun run = vmfork("run '" + guest("hello") + "' --engine soft --snapshot '" +
+                                d.string() + "' --snapshot-after 600s");
+  EXPECT_EQ(run.exit_status, 1) << run.out << run.err;
+  EXPECT_EQ(count_line(run.out, "[vm0] hello from vmfork"), 1u) << run.out;
+  EXPECT_TRUE(contains(run.err, "--snapshot-after")) << run.err;
+  EXPECT_FALSE(contains(run.out, ": paused ")) << run.out;
+  EXPECT_FALSE(fs::exists(d));
+}
+
 // --- what is refused ----------------------------------------------------
 
 TEST_F(RestoreCli, SnapshotIntoANonEmptyDirectoryLeavesItUntouched) {
@@ -264,6 +283,23 @@ TEST_F(RestoreCli, SnapshotIntoANonEmptyDirectoryLeavesItUntouched) {
   EXPECT_EQ(run.exit_status, 0) << run.err;
   EXPECT_EQ(count_line(run.out, "[vm0] snapshotme gen 1: no snapshot"), 1u) << run.out << run.err;
   EXPECT_FALSE(contains(run.out, "snapshot taken")) << run.out;
+  EXPECT_EQ(tree_of(work_), before);
+}
+
+TEST_F(RestoreCli, SnapshotFromOutsideIntoANonEmptyDirectoryFailsLeavingItUntouched) {
+  const fs::path d = work_ / "d";
+  fs::create_directories(d);
+  write_file(d / "notes.txt", "mine\n");
+  const auto before = tree_of(work_);
+
+  const ProcessRun run =
+      vmfork("run '" + guest("snapshot_wait") + "' --engine soft --mem 16M --vcpus 2 --snapshot '" +
+             d.string() + "' --snapshot-after 100ms");
+  EXPECT_EQ(run.exit_status, 1) << run.out << run.err;
+  EXPECT_EQ(count_line(run.out, "[vm0] snapshot_wait original: done"), 1u) << run.out << run.err;
+  EXPECT_TRUE(contains(run.err, d.string())) << run.err;
+  EXPECT_TRUE(contains(run.err, "not empty")) << run.err;
+  EXPECT_FALSE(contains(run.out, ": paused ")) << run.out;
   EXPECT_EQ(tree_of(work_), before);
 }
 
