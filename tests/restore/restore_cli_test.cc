@@ -155,7 +155,7 @@ class RestoreCliVcpus : public RestoreCli, public ::testing::WithParamInterface<
 
 TEST_P(RestoreCliVcpus, SnapshotmeRestoresThreeClonesEachOnce) {
   const fs::path a = work_ / "a";
-  snapshot_snapshotme(a, GetParam());
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, GetParam()));
   const ProcessRun run = vmfork("restore '" + a.string() + "' --clones 3 --engine soft");
   EXPECT_EQ(run.exit_status, 0) << run.err;
   std::vector<std::string> expected;
@@ -183,7 +183,7 @@ INSTANTIATE_TEST_SUITE_P(Vcpus, RestoreCliVcpus, ::testing::Values(1, 4),
 TEST_F(RestoreCli, ARestoredCloneWritesADiffSnapshotThatRestores) {
   const fs::path a = work_ / "a";
   const fs::path b = work_ / "b";
-  snapshot_snapshotme(a, 2);
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
   const ProcessRun second = vmfork("restore a --clones 1 --engine soft --snapshot b", work_);
   ASSERT_EQ(second.exit_status, 0) << second.out << second.err;
   EXPECT_EQ(count_line(second.out, "[restored.1] snapshotme gen 1 clone 1: restored, memory ok"),
@@ -214,7 +214,7 @@ TEST_F(RestoreCli, ARestoredCloneWritesADiffSnapshotThatRestores) {
 TEST_F(RestoreCli, ADiffSnapshotWhoseParentMovedAwayIsRefusedNamingTheParent) {
   const fs::path a = work_ / "a";
   const fs::path b = work_ / "b";
-  snapshot_snapshotme(a, 2);
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
   const ProcessRun second = vmfork("restore '" + a.string() +
                                    "' --clones 1 --engine soft --snapshot '" + b.string() + "'");
   ASSERT_EQ(second.exit_status, 0) << second.out << second.err;
@@ -326,7 +326,7 @@ TEST_F(RestoreCli, BadDurationsAreRefusedNamingTheOption) {
 
 TEST_F(RestoreCli, CloneCountsOutsideOneTo1024AreRefused) {
   const fs::path a = work_ / "a";
-  snapshot_snapshotme(a, 1);
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 1));
   const auto before = tree_of(work_);
   for (const char* clones : {"0", "2000"}) {
     const ProcessRun run =
@@ -466,7 +466,7 @@ class RestoreCliRefuses : public RestoreCli, public ::testing::WithParamInterfac
 TEST_P(RestoreCliRefuses, BeforeAnyCloneStartsNamingTheFileAndField) {
   const BadSnapshot& bad = bad_snapshots()[GetParam()];
   const fs::path a = work_ / "a";
-  snapshot_snapshotme(a, 2);
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
   const fs::path target = bad.damage(a);
   const auto before = tree_of(work_);
 
@@ -496,12 +496,12 @@ INSTANTIATE_TEST_SUITE_P(DamagedSnapshots, RestoreCliRefuses,
 TEST_F(RestoreCli, AParentWithOtherVcpusIsRefused) {
   const fs::path a = work_ / "a";
   const fs::path b = work_ / "b";
-  snapshot_snapshotme(a, 2);
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
   const ProcessRun second = vmfork("restore '" + a.string() +
                                    "' --clones 1 --engine soft --snapshot '" + b.string() + "'");
   ASSERT_EQ(second.exit_status, 0) << second.out << second.err;
   fs::remove_all(a);
-  snapshot_snapshotme(a, 1);
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 1));
   const auto before = tree_of(work_);
 
   const ProcessRun run = vmfork("restore '" + b.string() + "' --clones 2 --engine soft");
@@ -537,7 +537,7 @@ uint64_t flip_a_stored_byte(const fs::path& dir) {
 
 TEST_F(RestoreCli, ADamagedChunkEndsTheClonesThatTouchIt) {
   const fs::path a = work_ / "a";
-  snapshot_snapshotme(a, 2);
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
   const uint64_t chunk = flip_a_stored_byte(a);
   const auto before = tree_of(work_);
 
@@ -555,7 +555,7 @@ TEST_F(RestoreCli, ADamagedChunkEndsTheClonesThatTouchIt) {
 
 TEST_F(RestoreCli, ADamagedChunkRefusesAnEagerRestore) {
   const fs::path a = work_ / "a";
-  snapshot_snapshotme(a, 2);
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
   const uint64_t chunk = flip_a_stored_byte(a);
   const auto before = tree_of(work_);
 
