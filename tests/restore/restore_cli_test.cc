@@ -516,22 +516,33 @@ TEST_F(RestoreCli, AParentWithOtherVcpusIsRefused) {
 
 // --- a damaged memory chunk -----------------------------------------------
 
-// Flips a byte in the last stored chunk's highest stored page: vCPU 0's
-// stack, which every clone touches first. Returns the chunk's index.
+// Flips a byte in the highest stored page of chunk `index` of `dir`'s memory
+// file.
+void flip_a_byte_in_chunk(const fs::path& dir, uint64_t index) {
+  const nlohmann::json state = read_json(dir / "state.json");
+  for (const nlohmann::json& chunk : state["memory"]["chunks"]) {
+    if (chunk["index"].get<uint64_t>() != index) continue;
+    const auto mask = chunk["pages"].get<uint16_t>();
+    const uint64_t page = 15u - static_cast<uint64_t>(std::countl_zero(mask));
+    const uint64_t offset = index * 65536 + page * 4096 + 100;
+    std::fstream memory(dir / "memory", std::ios::in | std::ios::out | std::ios::binary);
+    memory.seekg(static_cast<std::streamoff>(offset));
+    char byte = 0;
+    memory.read(&byte, 1);
+    memory.seekp(static_cast<std::streamoff>(offset));
+    byte = static_cast<char>(byte ^ 0x40);
+    memory.write(&byte, 1);
+    return;
+  }
+  ADD_FAILURE() << "chunk " << index << " is not stored in " << dir;
+}
+
+// Flips a byte in the last stored chunk: vCPU 0's stack, which every clone
+// touches first. Returns the chunk's index.
 uint64_t flip_a_stored_byte(const fs::path& dir) {
   const nlohmann::json state = read_json(dir / "state.json");
-  const nlohmann::json& chunk = state["memory"]["chunks"].back();
-  const uint64_t index = chunk["index"].get<uint64_t>();
-  const auto mask = chunk["pages"].get<uint16_t>();
-  const uint64_t page = 15u - static_cast<uint64_t>(std::countl_zero(mask));
-  const uint64_t offset = index * 65536 + page * 4096 + 100;
-  std::fstream memory(dir / "memory", std::ios::in | std::ios::out | std::ios::binary);
-  memory.seekg(static_cast<std::streamoff>(offset));
-  char byte = 0;
-  memory.read(&byte, 1);
-  memory.seekp(static_cast<std::streamoff>(offset));
-  byte = static_cast<char>(byte ^ 0x40);
-  memory.write(&byte, 1);
+  const uint64_t index = state["memory"]["chunks"].back()["index"].get<uint64_t>();
+  flip_a_byte_in_chunk(dir, index);
   return index;
 }
 
@@ -564,6 +575,39 @@ TEST_F(RestoreCli, ADamagedChunkRefusesAnEagerRestore) {
   EXPECT_TRUE(contains(run.err, (a / "memory").string())) << run.err;
   EXPECT_TRUE(contains(run.err, "chunk " + std::to_string(chunk))) << run.err;
   EXPECT_FALSE(contains(run.out, "[restored.")) << run.out;
+  EXPECT_EQ(tree_of(work_), before);
+}
+
+// A diff's parent is read through the diff: a damaged chunk of the parent
+// that the diff does not store (the guest's code, at 1 MiB, which no
+// generation rewrites) ends the clones lazily and refuses an eager restore,
+// naming the parent's memory file.
+TEST_F(RestoreCli, ADamagedChunkOfTheParentIsFoundThroughTheDiff) {
+  const fs::path a = work_ / "a";
+  const fs::path b = work_ / "b";
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
+  const ProcessRun second = vmfork("restore a --clones 1 --engine soft --snapshot b", work_);
+  ASSERT_EQ(second.exit_status, 0) << second.out << second.err;
+  const uint64_t code_chunk = (uint64_t{1} << 20) / 65536;
+  for (const nlohmann::json& chunk : read_json(b / "state.json")["memory"]["chunks"]) {
+    ASSERT_NE(chunk["index"].get<uint64_t>(), code_chunk) << "the diff stores the code chunk";
+  }
+  ASSERT_NO_FATAL_FAILURE(flip_a_byte_in_chunk(a, code_chunk));
+  const auto before = tree_of(work_);
+
+  const ProcessRun lazy = vmfork("restore '" + b.string() + "' --clones 2 --engine soft");
+  EXPECT_EQ(lazy.exit_status, 1) << lazy.out << lazy.err;
+  EXPECT_TRUE(contains(lazy.err, "memory fault")) << lazy.err;
+  EXPECT_TRUE(contains(lazy.err, (a / "memory").string() + ": chunk " + std::to_string(code_chunk)))
+      << lazy.err;
+  EXPECT_FALSE(contains(lazy.out, "memory ok")) << lazy.out;
+
+  const ProcessRun eager = vmfork("restore '" + b.string() + "' --clones 2 --engine soft --eager");
+  EXPECT_NE(eager.exit_status, 0);
+  EXPECT_TRUE(
+      contains(eager.err, (a / "memory").string() + ": chunk " + std::to_string(code_chunk)))
+      << eager.err;
+  EXPECT_FALSE(contains(eager.out, "[restored.")) << eager.out;
   EXPECT_EQ(tree_of(work_), before);
 }
 
