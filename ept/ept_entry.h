@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
+#include "base/types.h"
 #include "ept/access.h"
-#include "ept/types.h"
 
 namespace vmfork {
 

@@ -11,11 +11,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/result.h"
+#include "base/types.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
-#include "ept/result.h"
 #include "ept/table_memory.h"
-#include "ept/types.h"
 #include "ept/walker.h"
 
 namespace vmfork {

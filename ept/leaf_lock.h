@@ -11,10 +11,10 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/waiter.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
 #include "ept/shootdown.h"
-#include "ept/waiter.h"
 
 namespace vmfork {
 

@@ -13,9 +13,9 @@
 #include <functional>
 #include <mutex>
 
+#include "base/waiter.h"
 #include "ept/ept_entry.h"
 #include "ept/tlb.h"
-#include "ept/waiter.h"
 
 namespace vmfork {
 

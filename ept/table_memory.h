@@ -6,9 +6,9 @@
 #include <atomic>
 #include <cstdint>
 
-#include "ept/result.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
+#include "base/result.h"
+#include "base/types.h"
+#include "base/waiter.h"
 
 namespace vmfork {
 

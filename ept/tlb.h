@@ -8,9 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/types.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
-#include "ept/types.h"
 
 namespace vmfork {
 

@@ -4,10 +4,10 @@
 
 #include <cstdint>
 
+#include "base/types.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
 #include "ept/table_memory.h"
-#include "ept/types.h"
 
 namespace vmfork {
 

@@ -10,11 +10,11 @@
 #include <span>
 #include <string>
 
+#include "base/result.h"
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/ept_entry.h"
-#include "ept/result.h"
 #include "ept/shootdown.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "guestmm/accounting.h"
 #include "guestmm/per_thread.h"
 

@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/test_point.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 
 namespace vmfork {
 

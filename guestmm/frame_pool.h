@@ -13,8 +13,8 @@
 #include <optional>
 #include <thread>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 #include "guestmm/host_mapping.h"
 
 namespace vmfork {

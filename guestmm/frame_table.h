@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <memory>
 
+#include "base/result.h"
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/lock_order.h"
-#include "ept/result.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "guestmm/host_mapping.h"
 
 namespace vmfork {

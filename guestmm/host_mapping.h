@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork {
 

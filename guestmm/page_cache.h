@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "ept/result.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
+#include "base/result.h"
+#include "base/types.h"
+#include "base/waiter.h"
 #include "guestmm/page_source.h"
 
 namespace vmfork {

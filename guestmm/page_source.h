@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <span>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 
 namespace vmfork {
 

@@ -17,10 +17,10 @@
 #include <functional>
 #include <mutex>
 
-#include "ept/result.h"
+#include "base/result.h"
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/table_memory.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "guestmm/host_mapping.h"
 
 namespace vmfork {

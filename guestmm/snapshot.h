@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 #include "guestmm/accounting.h"
 
 namespace vmfork {

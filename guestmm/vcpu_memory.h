@@ -8,12 +8,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/result.h"
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/access.h"
-#include "ept/result.h"
 #include "ept/shootdown.h"
 #include "ept/tlb.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "guestmm/address_space.h"
 #include "guestmm/guest_memory.h"
 #include "guestmm/reclaimer.h"

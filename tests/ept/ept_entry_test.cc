@@ -8,8 +8,8 @@
 #include <array>
 #include <cstdint>
 
+#include "base/types.h"
 #include "ept/access.h"
-#include "ept/types.h"
 #include "tests/ept/printers.h"
 
 namespace vmfork {

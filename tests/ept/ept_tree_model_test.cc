@@ -18,14 +18,14 @@
 #include <utility>
 #include <vector>
 
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
 #include "ept/ept_tree.h"
 #include "ept/leaf_lock.h"
 #include "ept/shootdown.h"
 #include "ept/table_memory.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "ept/walker.h"
 #include "tests/ept/concurrency_scale.h"
 #include "tests/ept/fake_table_memory.h"

@@ -10,11 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
 #include "ept/table_memory.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "ept/walker.h"
 #include "tests/ept/fake_table_memory.h"
 #include "tests/ept/printers.h"

@@ -16,11 +16,11 @@
 #include <optional>
 #include <vector>
 
+#include "base/result.h"
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/ept_entry.h"
-#include "ept/result.h"
 #include "ept/table_memory.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 
 namespace vmfork::ept_test {
 

@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <thread>
 
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
 #include "ept/leaf_lock.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "tests/ept/concurrency_scale.h"
 #include "tests/ept/printers.h"
 

@@ -10,9 +10,9 @@
 #include <optional>
 #include <thread>
 
+#include "base/waiter.h"
 #include "ept/ept_entry.h"
 #include "ept/leaf_lock.h"
-#include "ept/waiter.h"
 
 namespace vmfork {
 namespace {

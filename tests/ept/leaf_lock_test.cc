@@ -8,11 +8,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
 #include "ept/shootdown.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "tests/ept/printers.h"
 
 namespace vmfork {

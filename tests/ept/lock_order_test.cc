@@ -8,11 +8,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/ept_entry.h"
 #include "ept/ept_tree.h"
 #include "ept/leaf_lock.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "tests/ept/fake_table_memory.h"
 #include "tests/ept/printers.h"
 

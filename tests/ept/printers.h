@@ -5,11 +5,11 @@
 #include <cstdio>
 #include <ostream>
 
+#include "base/result.h"
+#include "base/types.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
-#include "ept/result.h"
 #include "ept/table_memory.h"
-#include "ept/types.h"
 #include "ept/walker.h"
 
 namespace vmfork {

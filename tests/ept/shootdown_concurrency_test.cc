@@ -14,13 +14,13 @@
 #include <thread>
 #include <vector>
 
+#include "base/types.h"
+#include "base/waiter.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
 #include "ept/leaf_lock.h"
 #include "ept/shootdown.h"
 #include "ept/tlb.h"
-#include "ept/types.h"
-#include "ept/waiter.h"
 #include "tests/ept/concurrency_scale.h"
 #include "tests/ept/printers.h"
 

@@ -6,11 +6,11 @@
 
 #include <memory>
 
+#include "base/types.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
 #include "ept/shootdown.h"
 #include "ept/tlb.h"
-#include "ept/types.h"
 
 namespace vmfork {
 namespace {

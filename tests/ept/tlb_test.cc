@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <memory>
 
+#include "base/types.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
-#include "ept/types.h"
 #include "tests/ept/printers.h"
 
 namespace vmfork {

@@ -9,9 +9,9 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/types.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
-#include "ept/types.h"
 #include "tests/ept/fake_table_memory.h"
 #include "tests/ept/printers.h"
 

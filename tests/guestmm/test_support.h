@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 #include "guestmm/address_space.h"
 #include "guestmm/guest_memory.h"
 #include "tests/support/spin_barrier.h"

@@ -19,8 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/waiter.h"
 #include "ept/test_point.h"
-#include "ept/waiter.h"
 #include "guestmm/address_space.h"
 #include "guestmm/guest_memory.h"
 #include "guestmm/vcpu_memory.h"

@@ -8,7 +8,7 @@
 #include <optional>
 #include <vector>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork::bench {
 

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <thread>
 
-#include "ept/types.h"
-#include "ept/waiter.h"
+#include "base/types.h"
+#include "base/waiter.h"
 #include "vmm/clock.h"
 
 namespace vmfork::bench {

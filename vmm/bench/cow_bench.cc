@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "ept/waiter.h"
+#include "base/waiter.h"
 #include "guestmm/address_space.h"
 #include "guestmm/guest_memory.h"
 #include "guestmm/snapshot.h"

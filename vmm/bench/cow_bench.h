@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork::bench {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/hypervisor/engine.h"
 
 namespace vmfork::bench {

@@ -10,7 +10,7 @@
 #include <optional>
 #include <vector>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/hypervisor/engine.h"
 
 namespace vmfork::bench {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork::bench {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork::bench {
 

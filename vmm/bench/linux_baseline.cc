@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "ept/types.h"
+#include "base/types.h"
 #include "guestmm/host_mapping.h"
 #include "vmm/bench/stats.h"
 #include "vmm/clock.h"

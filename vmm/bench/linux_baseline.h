@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork::bench {
 

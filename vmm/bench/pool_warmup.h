@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "guestmm/guest_memory.h"
 
 namespace vmfork::bench {

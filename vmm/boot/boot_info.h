@@ -11,8 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 #include "guestmm/address_space.h"
 
 namespace vmfork {

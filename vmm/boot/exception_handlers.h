@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <string>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "guestmm/address_space.h"
 
 namespace vmfork {

@@ -7,7 +7,7 @@
 #include <array>
 #include <cstdint>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "guestmm/address_space.h"
 #include "vmm/boot/monitor_area.h"
 #include "vmm/boot/vcpu_boot_state.h"

@@ -11,8 +11,8 @@
 
 #include <cstdint>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 
 namespace vmfork {
 

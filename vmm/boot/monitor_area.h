@@ -13,7 +13,7 @@
 
 #include <cstdint>
 
-#include "ept/types.h"
+#include "base/types.h"
 #include "vmm/boot/guest_layout.h"
 
 namespace vmfork {

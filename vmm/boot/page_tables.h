@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 #include "guestmm/address_space.h"
 #include "vmm/boot/guest_layout.h"
 #include "vmm/boot/monitor_area.h"

@@ -7,7 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork::cli {
 

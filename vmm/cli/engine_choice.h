@@ -5,7 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/hypervisor/engine.h"
 
 namespace vmfork::cli {

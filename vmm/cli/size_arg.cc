@@ -4,7 +4,7 @@
 #include <cctype>
 #include <limits>
 
-#include "ept/types.h"
+#include "base/types.h"
 
 namespace vmfork::cli {
 

@@ -9,7 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <string_view>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork::cli {
 

@@ -13,7 +13,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/cli/stop_signals.h"
 #include "vmm/vm/monitor.h"
 

@@ -7,7 +7,7 @@
 #include <functional>
 #include <memory>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/boot/vcpu_boot_state.h"
 #include "vmm/hypervisor/cpu_state.h"
 #include "vmm/hypervisor/engine.h"

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <string>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/hypervisor/vcpu.h"
 
 namespace vmfork {

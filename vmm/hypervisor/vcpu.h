@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/hypervisor/cpu_state.h"
 #include "vmm/hypervisor/pause_member.h"
 

@@ -15,7 +15,7 @@
 #include <optional>
 #include <string>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "guestmm/address_space.h"
 #include "vmm/hypervisor/vcpu.h"
 

@@ -27,8 +27,8 @@
 #include <mutex>
 #include <span>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 #include "guestmm/address_space.h"
 #include "guestmm/host_mapping.h"
 #include "vmm/kvm/unique_fd.h"

@@ -7,7 +7,7 @@
 
 #include <memory>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/kvm/fault_server.h"
 #include "vmm/kvm/halt_watch.h"
 #include "vmm/kvm/kvm_abi.h"

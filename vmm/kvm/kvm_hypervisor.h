@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/hypervisor/hypervisor.h"
 
 namespace vmfork::kvm {

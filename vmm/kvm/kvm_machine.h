@@ -9,7 +9,7 @@
 #include <functional>
 #include <memory>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "guestmm/address_space.h"
 #include "guestmm/host_mapping.h"
 #include "vmm/kvm/guest_ram.h"

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/kvm/unique_fd.h"
 
 namespace vmfork::kvm {

@@ -10,8 +10,8 @@
 #include <span>
 #include <vector>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 #include "vmm/boot/guest_layout.h"
 
 namespace vmfork {

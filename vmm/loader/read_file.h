@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork {
 

@@ -9,7 +9,7 @@
 #include <span>
 #include <string>
 
-#include "ept/types.h"
+#include "base/types.h"
 
 namespace vmfork {
 

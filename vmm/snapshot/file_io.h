@@ -8,7 +8,7 @@
 #include <span>
 #include <string>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/snapshot/file_descriptor.h"
 
 namespace vmfork {

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/hypervisor/engine.h"
 
 namespace vmfork {

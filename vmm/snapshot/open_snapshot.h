@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/snapshot/snapshot_config.h"
 #include "vmm/snapshot/snapshot_page_source.h"
 #include "vmm/snapshot/snapshot_state.h"

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <string>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "guestmm/reclaimer.h"
 #include "vmm/hypervisor/engine.h"
 

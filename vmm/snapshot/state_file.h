@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/snapshot/chunk_table.h"
 #include "vmm/snapshot/snapshot_state.h"
 

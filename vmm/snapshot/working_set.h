@@ -16,7 +16,7 @@
 #include <span>
 #include <vector>
 
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork {
 

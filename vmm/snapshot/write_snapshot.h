@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <functional>
 
-#include "ept/result.h"
-#include "ept/types.h"
+#include "base/result.h"
+#include "base/types.h"
 #include "vmm/snapshot/snapshot_config.h"
 #include "vmm/snapshot/snapshot_state.h"
 

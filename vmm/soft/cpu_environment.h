@@ -6,8 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/result.h"
 #include "ept/access.h"
-#include "ept/result.h"
 
 namespace vmfork::soft {
 

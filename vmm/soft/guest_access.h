@@ -11,8 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/result.h"
 #include "ept/access.h"
-#include "ept/result.h"
 #include "vmm/soft/cpu_environment.h"
 #include "vmm/soft/decode_cache.h"
 

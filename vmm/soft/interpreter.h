@@ -25,7 +25,7 @@
 #include <functional>
 #include <string>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/soft/cpu_environment.h"
 #include "vmm/soft/cpu_state.h"
 #include "vmm/soft/decode_cache.h"

@@ -8,7 +8,7 @@
 #include <span>
 #include <string>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/boot/guest_layout.h"
 #include "vmm/vm/monitor.h"
 

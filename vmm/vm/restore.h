@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/hypervisor/hypervisor.h"
 #include "vmm/snapshot/open_snapshot.h"
 #include "vmm/snapshot/write_snapshot.h"

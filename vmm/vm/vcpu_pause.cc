@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "ept/waiter.h"
+#include "base/waiter.h"
 
 namespace vmfork {
 

@@ -1,4 +1,4 @@
-#include "ept/result.h"
+#include "base/result.h"
 
 namespace vmfork {
 

@@ -1,4 +1,4 @@
-#include "ept/waiter.h"
+#include "base/waiter.h"
 
 #include <sched.h>
 
