@@ -216,7 +216,7 @@ TEST_F(SnapshotRefusals, BadChunkTableEntries) {
 }
 
 TEST_F(SnapshotRefusals, AMissingParent) {
-  edit_state(dir(), [&](json& state) { state["parent"] = (tmp_ / "gone").string(); });
+  edit_state(dir(), [&](json& state) { set_parent(state, tmp_ / "gone"); });
   EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
                         {file("state.json") + ": parent: " + (tmp_ / "gone").string(),
                          "no such snapshot directory"}));
@@ -233,18 +233,21 @@ TEST_F(SnapshotRefusals, AParentChainWithALoop) {
   SnapshotState state = sample_state();
   state.parent = dir();
   write(tmp_ / "b", {}, sample_config(), state);
-  edit_state(dir(), [&](json& a) { a["parent"] = (tmp_ / "b").string(); });
+  edit_state(dir(), [&](json& a) { set_parent(a, tmp_ / "b"); });
+  // b records a as it is now (a's record of b cannot be right as well: each
+  // checksum would cover the other).
+  edit_state(tmp_ / "b", [&](json& b) { set_parent(b, dir()); });
   EXPECT_TRUE(FailsWith(
       open_snapshot(tmp_ / "b"), kInvalid,
       {file("state.json") + ": parent: " + (tmp_ / "b").string(), "already in the chain (a loop"}));
   // A snapshot that is its own parent.
-  edit_state(dir(), [&](json& a) { a["parent"] = dir().string(); });
+  edit_state(dir(), [&](json& a) { set_parent(a, dir()); });
   EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid, {"a loop"}));
 }
 
 TEST_F(SnapshotRefusals, AParentWithDifferentRam) {
   write(tmp_ / "big", {}, sample_config(2, 8 * kMiB));
-  edit_state(dir(), [&](json& state) { state["parent"] = (tmp_ / "big").string(); });
+  edit_state(dir(), [&](json& state) { set_parent(state, tmp_ / "big"); });
   EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
                         {file("state.json") + ": parent: " + (tmp_ / "big").string(),
                          "has ram_bytes 8388608, this chain 4194304"}));
@@ -252,7 +255,7 @@ TEST_F(SnapshotRefusals, AParentWithDifferentRam) {
 
 TEST_F(SnapshotRefusals, AParentWithDifferentVcpus) {
   write(tmp_ / "one", {}, sample_config(1), sample_state(1));
-  edit_state(dir(), [&](json& state) { state["parent"] = (tmp_ / "one").string(); });
+  edit_state(dir(), [&](json& state) { set_parent(state, tmp_ / "one"); });
   EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
                         {file("state.json") + ": parent: ", "has 1 vCPUs, this chain 2"}));
 }
@@ -263,6 +266,29 @@ TEST_F(SnapshotRefusals, ADamagedParentIsNamed) {
   write(tmp_ / "child", {}, sample_config(), state);
   fs::remove(dir() / "memory");
   EXPECT_TRUE(FailsWith(open_snapshot(tmp_ / "child"), ErrorCode::kSystem, {file("memory")}));
+}
+
+TEST_F(SnapshotRefusals, AReplacedParentIsRefused) {
+  SnapshotState state = sample_state();
+  state.parent = dir();
+  write(tmp_ / "child", {}, sample_config(), state);
+  ASSERT_TRUE(IsOk(open_snapshot(tmp_ / "child")));
+  // Another snapshot of the same shape where the parent was.
+  fs::remove_all(dir());
+  write(dir(), {{5, page_pattern(9)}});
+  EXPECT_TRUE(FailsWith(open_snapshot(tmp_ / "child"), kInvalid,
+                        {(tmp_ / "child" / "state.json").string() + ": parent_checksum: ",
+                         file("state.json"), "replaced or changed"}));
+}
+
+TEST_F(SnapshotRefusals, AParentChecksumGoesWithAParent) {
+  edit_state(dir(), [](json& state) { state["parent_checksum"] = "0x0000000000000001"; });
+  EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
+                        {file("state.json") + ": parent_checksum: set, but there is no parent"}));
+  rewrite();
+  edit_state(dir(), [&](json& state) { state["parent"] = (tmp_ / "p").string(); });
+  EXPECT_TRUE(FailsWith(open_snapshot(dir()), kInvalid,
+                        {file("state.json") + ": parent_checksum: missing"}));
 }
 
 TEST_F(SnapshotRefusals, OpeningWritesNothing) {

@@ -190,6 +190,16 @@ inline void edit_state(const fs::path& dir, const std::function<void(nlohmann::j
   write_text(dir / "state.json", state.dump(2));
 }
 
+// Makes `parent` the parent of the snapshot whose state.json is `state`,
+// with the parent_checksum a diff records: that of parent's state.json as
+// it is now, or a made-up one when it has none.
+inline void set_parent(nlohmann::json& state, const fs::path& parent) {
+  state["parent"] = parent.string();
+  const fs::path parent_state = parent / "state.json";
+  state["parent_checksum"] = checksum_text(
+      fs::exists(parent_state) ? bytes_checksum(read_text(parent_state)) : uint64_t{1});
+}
+
 // Rewrites config.json after `edit`, with state.json's config_checksum made
 // right again.
 inline void edit_config(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {

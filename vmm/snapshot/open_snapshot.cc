@@ -16,11 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Generous bounds on what a JSON file may weigh before it is read whole:
-// state.json holds up to kMaxSnapshotVcpus vCPU states (the chunks are in
-// the binary chunk table).
+// A generous bound on what config.json may weigh before it is read whole
+// (state.json's is kMaxStateFileBytes).
 constexpr uint64_t kMaxConfigBytes = uint64_t{1} << 20;
-constexpr uint64_t kMaxStateBytes = uint64_t{64} << 20;
 
 Error invalid(const std::string& message) {
   return make_error(ErrorCode::kInvalidArgument, message);
@@ -30,6 +28,7 @@ Error invalid(const std::string& message) {
 struct Layer {
   SnapshotConfig config;
   StateFile state;
+  uint64_t state_checksum = 0;  // of state.json's bytes, which a child records
   MemoryLayer memory;
 };
 
@@ -57,11 +56,12 @@ Result<Layer> open_layer(const fs::path& dir) {
 
   // state.json first: it holds config.json's checksum, which tells a damaged
   // config.json from one that merely parses.
-  Result<std::string> state_text = read_text_file(state_path, kMaxStateBytes);
+  Result<std::string> state_text = read_text_file(state_path, kMaxStateFileBytes);
   if (!state_text.ok()) return state_text.error();
   Result<StateFile> state = parse_state_json(state_path, *state_text);
   if (!state.ok()) return state.error();
   layer.state = std::move(*state);
+  layer.state_checksum = bytes_checksum(*state_text);
 
   Result<std::string> config_text = read_text_file(config_path, kMaxConfigBytes);
   if (!config_text.ok()) return config_text.error();
@@ -147,6 +147,7 @@ Result<OpenedSnapshot> open_snapshot(const fs::path& dir) {
   // that file wrote it (errors name it so).
   fs::path child = opened.dir;
   std::optional<fs::path> parent = opened.state.parent;
+  uint64_t expected_parent_checksum = first->state.parent_checksum.value_or(0);
   while (parent) {
     Result<fs::path> parent_dir = parent_of(child, *parent, opened.chain);
     if (!parent_dir.ok()) return parent_dir.error();
@@ -155,6 +156,13 @@ Result<OpenedSnapshot> open_snapshot(const fs::path& dir) {
     Result<Layer> layer = open_layer(parent->lexically_normal());
     if (!layer.ok()) return layer.error();
     const std::string field = (child / kStateFileName).string() + ": parent: ";
+    if (layer->state_checksum != expected_parent_checksum) {
+      return invalid((child / kStateFileName).string() +
+                     ": parent_checksum: " + checksum_text(expected_parent_checksum) + ", but " +
+                     (parent->lexically_normal() / kStateFileName).string() + " hashes to " +
+                     checksum_text(layer->state_checksum) +
+                     ": the parent was replaced or changed since this diff was written");
+    }
     if (layer->config.ram_bytes != opened.config.ram_bytes) {
       return invalid(field + parent->string() + " has ram_bytes " +
                      std::to_string(layer->config.ram_bytes) + ", this chain " +
@@ -168,6 +176,7 @@ Result<OpenedSnapshot> open_snapshot(const fs::path& dir) {
     memories.push_back(std::move(layer->memory));
     child = parent->lexically_normal();
     parent = layer->state.state.parent;
+    expected_parent_checksum = layer->state.parent_checksum.value_or(0);
   }
   opened.pages =
       std::make_shared<const SnapshotPageSource>(opened.config.ram_bytes, std::move(memories));

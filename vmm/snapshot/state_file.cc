@@ -81,6 +81,8 @@ std::string state_json_text(const StateFile& file) {
       {"devices", {{"console", json::object()}}},
       {"parent", state.parent ? json(state.parent->string()) : json(nullptr)},
       {"config_checksum", checksum_text(file.config_checksum)},
+      {"parent_checksum",
+       file.parent_checksum ? json(checksum_text(*file.parent_checksum)) : json(nullptr)},
       {"memory", memory_to_json(file)},
   };
   document["checksum"] = checksum_text(self_checksum(document));
@@ -159,6 +161,12 @@ Result<StateFile> parse_state_json(const std::filesystem::path& path, const std:
   }
 
   out.config_checksum = f.checksum(f.field(root, "config_checksum"));
+  const Node parent_checksum = f.field(root, "parent_checksum");
+  if (!f.is_null(parent_checksum)) out.parent_checksum = f.checksum(parent_checksum);
+  if (!f.failed() && out.state.parent.has_value() != out.parent_checksum.has_value()) {
+    f.fail(parent_checksum, out.state.parent ? "missing: a diff records its parent's checksum"
+                                             : "set, but there is no parent");
+  }
   memory_from_json(f, f.field(root, "memory"), out);
   if (Result<void> fields = f.result(); !fields.ok()) return fields.error();
   return out;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,11 +24,17 @@ inline constexpr uint64_t kSnapshotFormatVersion = 1;
 inline constexpr const char* kConfigFileName = "config.json";
 inline constexpr const char* kStateFileName = "state.json";
 inline constexpr const char* kMemoryFileName = "memory";
+// The most a state.json may weigh before it is read whole: up to
+// kMaxSnapshotVcpus vCPU states (the chunks are in the binary chunk table).
+inline constexpr uint64_t kMaxStateFileBytes = uint64_t{64} << 20;
 
 struct StateFile {
   SnapshotState state;
   uint64_t ram_bytes = 0;  // the layout; the vCPU count is state.vcpus.size()
   uint64_t config_checksum = 0;
+  // With a parent: the checksum of the parent's state.json as the diff was
+  // written, so that a parent directory replaced since is refused.
+  std::optional<uint64_t> parent_checksum;
   ChunkTableSummary chunk_table;  // memory.chunks (vmm/snapshot/chunk_table.h)
 };
 

@@ -177,10 +177,18 @@ Result<SnapshotWriteStats> write_snapshot(const fs::path& dir, const SnapshotCon
   }
   // The parent is stored absolute; config_checksum and the chunk table come
   // later.
-  StateFile state_file{
-      .state = state, .ram_bytes = config.ram_bytes, .config_checksum = 0, .chunk_table = {}};
+  StateFile state_file{.state = state,
+                       .ram_bytes = config.ram_bytes,
+                       .config_checksum = 0,
+                       .parent_checksum = std::nullopt,
+                       .chunk_table = {}};
   if (state_file.state.parent) {
     state_file.state.parent = fs::absolute(*state_file.state.parent).lexically_normal();
+    // The parent as it is now: a restore refuses it if it changes.
+    Result<std::string> parent_state =
+        read_text_file(*state_file.state.parent / kStateFileName, kMaxStateFileBytes);
+    if (!parent_state.ok()) return parent_state.error();
+    state_file.parent_checksum = bytes_checksum(*parent_state);
   }
   if (Result<void> checked = check_state(target, config, state_file.state); !checked.ok()) {
     return checked.error();
