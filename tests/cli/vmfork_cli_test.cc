@@ -248,7 +248,9 @@ TEST(VmforkCli, RestoreJsonHasTheRequiredFields) {
   ASSERT_EQ(json["snapshots"].size(), 1u) << run.output;
   const nlohmann::json& snapshot = json["snapshots"][0];
   EXPECT_EQ(snapshot["ram_bytes"], uint64_t{64} << 20);
-  for (const char* field : {"pause_ns", "write_ns", "pages", "working_set_chunks"}) {
+  for (const char* field :
+       {"pause_ns", "write_ns", "pages", "working_set_chunks", "state_json_bytes",
+        "state_json_read_ns", "state_json_parse_ns", "state_json_check_ns"}) {
     expect_positive_number(snapshot, field);
   }
   ASSERT_TRUE(json.contains("results") && json["results"].is_array()) << run.output;
@@ -262,7 +264,8 @@ TEST(VmforkCli, RestoreJsonHasTheRequiredFields) {
       EXPECT_EQ(row["clones"], clones);
       EXPECT_EQ(row["mode"], mode);
       for (const char* field : {"first_instruction_ns_median", "first_instruction_ns_max",
-                                "work_ns_median", "open_ns_median", "build_ns_median"}) {
+                                "first_instruction_after_open_ns_median", "work_ns_median",
+                                "open_ns_median", "build_ns_median"}) {
         expect_positive_number(row, field);
       }
       ASSERT_TRUE(row.contains("read_ns_median")) << row.dump();
@@ -279,6 +282,10 @@ TEST(VmforkCli, RestoreJsonHasTheRequiredFields) {
       expect_positive_number(entry, "ratio");
       expect_positive_number(entry, "clones");
     }
+  }
+  for (const nlohmann::json& entry :
+       json["ratios"]["lazy_first_instruction_largest_over_smallest"]) {
+    expect_positive_number(entry, "ratio_after_open");
   }
 }
 

@@ -3,11 +3,14 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <span>
 #include <string>
@@ -20,7 +23,9 @@
 #include "vmm/cli/size_arg.h"
 #include "vmm/clock.h"
 #include "vmm/engines/open_hypervisor.h"
+#include "vmm/snapshot/file_io.h"
 #include "vmm/snapshot/open_snapshot.h"
+#include "vmm/snapshot/state_file.h"
 #include "vmm/snapshot/working_set.h"
 #include "vmm/vm/boot_vm.h"
 #include "vmm/vm/monitor.h"
@@ -146,7 +151,33 @@ Result<RestoreSnapshotRow> make_snapshot(Engine engine, const std::filesystem::p
                             .pause_ns = snapshots[0].pause_ns,
                             .write_ns = snapshots[0].write_ns,
                             .pages = snapshots[0].pages,
-                            .working_set_chunks = 0};
+                            .working_set_chunks = 0,
+                            .state_bytes = 0,
+                            .state_read_ns = 0,
+                            .state_json_parse_ns = 0,
+                            .state_check_ns = 0};
+}
+
+// Times the parts of open_snapshot that grow with the RAM (see
+// RestoreSnapshotRow), once, into `row`.
+Result<void> time_state_file(const std::filesystem::path& dir, RestoreSnapshotRow& row) {
+  const std::filesystem::path path = dir / kStateFileName;
+  uint64_t start = now_ns();
+  Result<std::string> text = read_text_file(path, uint64_t{1} << 30);
+  if (!text) return text.error();
+  row.state_read_ns = now_ns() - start;
+  row.state_bytes = text->size();
+  start = now_ns();
+  const nlohmann::json document = nlohmann::json::parse(*text, nullptr, false);
+  row.state_json_parse_ns = now_ns() - start;
+  if (document.is_discarded()) {
+    return make_error(ErrorCode::kInternal, path.string() + ": not JSON");
+  }
+  start = now_ns();
+  Result<StateFile> state = parse_state_json(path, *text);
+  if (!state) return state.error();
+  row.state_check_ns = now_ns() - start;
+  return Ok{};
 }
 
 struct RestoreRun {
@@ -211,11 +242,38 @@ Result<RestoreRun> restore_once(Engine engine, const std::filesystem::path& dir,
   return run;
 }
 
+// vm.max_map_count, 0 when it cannot be read.
+uint64_t max_map_count() {
+  std::ifstream file("/proc/sys/vm/max_map_count");
+  uint64_t count = 0;
+  file >> count;
+  return count;
+}
+
+// The kvm engine gives each page a clone realizes or copies a host mapping
+// of its own (about 2 per page of work: the page read in, then its copy),
+// all in this process: more than vm.max_map_count of them fails the clones
+// with ENOMEM in the middle of the run, so refuse such a run up front.
+Result<void> check_host_mappings(const RestoreBenchOptions& options, uint32_t max_clones) {
+  if (options.engine != Engine::kKvm) return Ok{};
+  const uint64_t limit = max_map_count();
+  const uint64_t needed = uint64_t{max_clones} * (uint64_t{options.work_pages} * 2 + 64) + 4096;
+  if (limit == 0 || needed <= limit) return Ok{};
+  return make_error(ErrorCode::kInvalidArgument,
+                    fmt::format("--engine kvm: {} clone(s) each writing --work-pages {} need about "
+                                "{} host mappings (2 per page of work), above this host's "
+                                "vm.max_map_count of {}; lower --work-pages or --clones",
+                                max_clones, options.work_pages, needed, limit));
+}
+
 Result<void> check_options(const RestoreBenchOptions& options) {
   if (options.sizes.empty() || options.clones.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "--sizes and --clones need at least one value");
   }
   const uint32_t max_clones = *std::max_element(options.clones.begin(), options.clones.end());
+  if (Result<void> mappings = check_host_mappings(options, max_clones); !mappings) {
+    return mappings.error();
+  }
   for (uint64_t ram_bytes : options.sizes) {
     Result<GuestLayout> layout = GuestLayout::create(ram_bytes, 1);
     if (!layout) return layout.error();
@@ -262,6 +320,7 @@ Result<void> bench_size(const RestoreBenchOptions& options, uint64_t ram_bytes,
     return written.error();
   }
   snapshot->working_set_chunks = recording->loaded_chunks.size();
+  if (Result<void> timed = time_state_file(dir->path(), *snapshot); !timed) return timed.error();
   spdlog::info(
       "restore bench: {} snapshot: paused {:.1f} us, written in {:.1f} ms ({} pages); "
       "working set {} chunk(s) of 64 KiB",
@@ -272,6 +331,7 @@ Result<void> bench_size(const RestoreBenchOptions& options, uint64_t ram_bytes,
   for (uint32_t clones : options.clones) {
     for (RestoreMode mode : kRestoreModes) {
       std::vector<uint64_t> first;
+      std::vector<uint64_t> after_open;
       std::vector<uint64_t> work;
       std::vector<uint64_t> open;
       std::vector<uint64_t> read;
@@ -281,6 +341,8 @@ Result<void> bench_size(const RestoreBenchOptions& options, uint64_t ram_bytes,
             restore_once(options.engine, dir->path(), ram_bytes, clones, options.work_pages, mode);
         if (!run) return run.error();
         first.insert(first.end(), run->first_ns.begin(), run->first_ns.end());
+        for (uint64_t ns : run->first_ns)
+          after_open.push_back(ns - run->open_ns);
         work.push_back(run->work_ns);
         open.push_back(run->open_ns);
         read.push_back(run->read_ns);
@@ -291,6 +353,7 @@ Result<void> bench_size(const RestoreBenchOptions& options, uint64_t ram_bytes,
                           .mode = mode,
                           .first_ns_median = median(first),
                           .first_ns_max = maximum(first),
+                          .first_after_open_ns_median = median(after_open),
                           .work_ns_median = median(work),
                           .open_ns_median = median(open),
                           .read_ns_median = median(read),

@@ -40,6 +40,14 @@ struct RestoreSnapshotRow {
   uint64_t write_ns = 0;            // the files written
   uint64_t pages = 0;               // stored in the memory file
   uint64_t working_set_chunks = 0;  // recorded by one lazy clone, for the prefetch mode
+  // Where open_snapshot's time goes (its state.json lists every 64 KiB chunk
+  // of the memory file with a checksum, so it grows with the RAM): reading
+  // the file, parsing it as JSON, and parse_state_json (the parse again,
+  // its self-checksum and every field checked), each timed once.
+  uint64_t state_bytes = 0;
+  uint64_t state_read_ns = 0;
+  uint64_t state_json_parse_ns = 0;
+  uint64_t state_check_ns = 0;
 };
 
 struct RestoreBenchRow {
@@ -50,6 +58,8 @@ struct RestoreBenchRow {
   // every clone of every repeat.
   uint64_t first_ns_median = 0;
   uint64_t first_ns_max = 0;
+  // The same less the run's open_snapshot time: the restore proper.
+  uint64_t first_after_open_ns_median = 0;
   // From just before open_snapshot to Monitor::wait() returning (every clone
   // did its work and ended), over the repeats.
   uint64_t work_ns_median = 0;
