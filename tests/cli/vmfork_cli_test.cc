@@ -283,9 +283,11 @@ TEST(VmforkCli, RestoreJsonHasTheRequiredFields) {
       expect_positive_number(entry, "clones");
     }
   }
-  for (const nlohmann::json& entry :
-       json["ratios"]["lazy_first_instruction_largest_over_smallest"]) {
-    expect_positive_number(entry, "ratio_after_open");
+  for (const char* name :
+       {"eager_over_lazy_first_instruction", "lazy_first_instruction_largest_over_smallest"}) {
+    for (const nlohmann::json& entry : json["ratios"][name]) {
+      expect_positive_number(entry, "ratio_after_open");
+    }
   }
 }
 

@@ -35,8 +35,6 @@ namespace vmfork::bench {
 
 namespace {
 
-constexpr uint64_t kChunkBytes = uint64_t{64} << 10;  // the page cache's unit of reading
-
 // The snapshot directory of one size: made by mkdtemp, removed with
 // everything in it when the bench is done with the size, errors included.
 class TempDir {
