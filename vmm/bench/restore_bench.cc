@@ -250,13 +250,24 @@ uint64_t max_map_count() {
 
 // The kvm engine gives each page a clone realizes or copies a host mapping
 // of its own (about 2 per page of work: the page read in, then its copy),
-// all in this process: more than vm.max_map_count of them fails the clones
-// with ENOMEM in the middle of the run, so refuse such a run up front.
+// all in this process: more than vm.max_map_count of them (or more than one
+// VM's share in a clone) fails clones in the middle of the run, so refuse
+// such a run up front.
 Result<void> check_host_mappings(const RestoreBenchOptions& options, uint32_t max_clones) {
   if (options.engine != Engine::kKvm) return Ok{};
   const uint64_t limit = max_map_count();
-  const uint64_t needed = uint64_t{max_clones} * (uint64_t{options.work_pages} * 2 + 64) + 4096;
-  if (limit == 0 || needed <= limit) return Ok{};
+  if (limit == 0) return Ok{};
+  const uint64_t per_clone = uint64_t{options.work_pages} * 2 + 64;
+  // Each VM may use a quarter of the limit (vmm/kvm/kvm_machine.cc).
+  if (per_clone > limit / 4) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("--engine kvm: a clone writing --work-pages {} needs about {} "
+                                  "host mappings (2 per page of work), above the {} of one VM "
+                                  "(a quarter of this host's vm.max_map_count); lower --work-pages",
+                                  options.work_pages, per_clone, limit / 4));
+  }
+  const uint64_t needed = uint64_t{max_clones} * per_clone + 4096;
+  if (needed <= limit) return Ok{};
   return make_error(ErrorCode::kInvalidArgument,
                     fmt::format("--engine kvm: {} clone(s) each writing --work-pages {} need about "
                                 "{} host mappings (2 per page of work), above this host's "
