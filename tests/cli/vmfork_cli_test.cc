@@ -233,4 +233,81 @@ TEST(VmforkCli, CowWithoutJsonPrintsATable) {
   EXPECT_NE(run.output.find("kernel"), std::string::npos) << run.output;
 }
 
+TEST(VmforkCli, RestoreJsonHasTheRequiredFields) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench restore --json --sizes 64M --clones 1,2 --repeat 1 "
+      "--work-pages 16",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const nlohmann::json json = parse_json(run);
+  ASSERT_TRUE(json.contains("engine")) << run.output;
+  EXPECT_EQ(json["engine"], "soft");
+  EXPECT_EQ(json["work_pages"], 16);
+  EXPECT_EQ(json["repeat"], 1);
+  ASSERT_TRUE(json.contains("snapshots") && json["snapshots"].is_array()) << run.output;
+  ASSERT_EQ(json["snapshots"].size(), 1u) << run.output;
+  const nlohmann::json& snapshot = json["snapshots"][0];
+  EXPECT_EQ(snapshot["ram_bytes"], uint64_t{64} << 20);
+  for (const char* field :
+       {"pause_ns", "write_ns", "pages", "working_set_chunks", "state_json_bytes",
+        "state_json_read_ns", "state_json_parse_ns", "state_json_check_ns"}) {
+    expect_positive_number(snapshot, field);
+  }
+  ASSERT_TRUE(json.contains("results") && json["results"].is_array()) << run.output;
+  // Clone counts 1 and 2, each in the three modes.
+  ASSERT_EQ(json["results"].size(), 6u) << run.output;
+  size_t index = 0;
+  for (uint32_t clones : {1u, 2u}) {
+    for (const char* mode : {"lazy", "eager", "prefetch"}) {
+      const nlohmann::json& row = json["results"][index++];
+      EXPECT_EQ(row["ram_bytes"], uint64_t{64} << 20);
+      EXPECT_EQ(row["clones"], clones);
+      EXPECT_EQ(row["mode"], mode);
+      for (const char* field : {"first_instruction_ns_median", "first_instruction_ns_max",
+                                "first_instruction_after_open_ns_median", "work_ns_median",
+                                "open_ns_median", "build_ns_median"}) {
+        expect_positive_number(row, field);
+      }
+      ASSERT_TRUE(row.contains("read_ns_median")) << row.dump();
+      if (std::string(mode) == "eager") expect_positive_number(row, "read_ns_median");
+    }
+  }
+  ASSERT_TRUE(json.contains("ratios") && json["ratios"].is_object()) << run.output;
+  for (const char* name : {"eager_over_lazy_first_instruction", "lazy_over_prefetch_work",
+                           "lazy_first_instruction_largest_over_smallest"}) {
+    ASSERT_TRUE(json["ratios"].contains(name) && json["ratios"][name].is_array())
+        << name << " in " << run.output;
+    ASSERT_EQ(json["ratios"][name].size(), 2u) << name << " in " << run.output;
+    for (const nlohmann::json& entry : json["ratios"][name]) {
+      expect_positive_number(entry, "ratio");
+      expect_positive_number(entry, "clones");
+    }
+  }
+  for (const char* name :
+       {"eager_over_lazy_first_instruction", "lazy_first_instruction_largest_over_smallest"}) {
+    for (const nlohmann::json& entry : json["ratios"][name]) {
+      expect_positive_number(entry, "ratio_after_open");
+    }
+  }
+}
+
+TEST(VmforkCli, RestoreWithoutJsonPrintsATable) {
+  const ProcessRun run =
+      run_vmfork("--log-level off bench restore --sizes 64M --clones 1 --repeat 1 --work-pages 16",
+                 Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  EXPECT_NE(run.output.find("64 MiB"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("first median"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("eager / lazy"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, RestoreRefusesMoreWorkPagesThanTheRamHolds) {
+  const ProcessRun run = run_vmfork(
+      "bench restore --sizes 4M --clones 1 --repeat 1 "
+      "--work-pages 100000",
+      Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("--work-pages"), std::string::npos) << run.output;
+}
+
 }  // namespace

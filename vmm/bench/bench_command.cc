@@ -11,6 +11,7 @@
 #include "vmm/bench/clone_bench.h"
 #include "vmm/bench/cow_bench.h"
 #include "vmm/bench/report.h"
+#include "vmm/bench/restore_bench.h"
 #include "vmm/cli/choice_arg.h"
 #include "vmm/cli/size_arg.h"
 
@@ -46,6 +47,12 @@ struct CloneArgs {
 struct ForkArgs {
   ForkBenchOptions options{.sizes = {uint64_t{64} << 20, uint64_t{1} << 30, uint64_t{4} << 30},
                            .clones = {1, 8, 64}};
+  bool json = false;
+};
+
+struct RestoreArgs {
+  RestoreBenchOptions options{.sizes = {uint64_t{64} << 20, uint64_t{1} << 30, uint64_t{4} << 30},
+                              .clones = {1, 8, 64}};
   bool json = false;
 };
 
@@ -212,6 +219,56 @@ void add_cpu(CLI::App& bench, Command& chosen) {
   });
 }
 
+void add_restore(CLI::App& bench, Command& chosen) {
+  auto args = std::make_shared<RestoreArgs>();
+  CLI::App* restore = bench.add_subcommand(
+      "restore",
+      "Restore latency from a snapshot directory on --engine. Per RAM size, a 1-vCPU VM with "
+      "every page of its RAM written snapshots itself (out 0x511) once into a temporary "
+      "directory (removed at the end); N clones are then restored from it in a fresh monitor "
+      "--repeat times per mode, and timed from just before the snapshot is opened to each "
+      "clone's first instruction (median and max over every clone) and to every clone having "
+      "done its work (a read-modify-write of one word in each of --work-pages pages spread "
+      "over its RAM). Modes: lazy (64 KiB chunks of the memory file read on first touch), "
+      "eager (the whole memory file read first), prefetch (lazy, the working set recorded by "
+      "one lazy clone read in the background). Ratios in the same run: eager / lazy, lazy "
+      "largest size / smallest, lazy / prefetch.");
+  restore->fallthrough();
+  restore
+      ->add_option("--sizes", args->options.sizes,
+                   "Guest RAM sizes, comma-separated, multiples of 2 MiB; a size whose warm VM "
+                   "and eager restore do not fit the host's available memory is refused "
+                   "(default: 64M,1G,4G)")
+      ->delimiter(',')
+      ->transform(cli::size_transform())
+      ->type_name("SIZE");
+  restore
+      ->add_option("--clones", args->options.clones,
+                   "Clone counts, comma-separated (default: 1,8,64)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256))
+      ->type_name("N");
+  restore
+      ->add_option("--repeat", args->options.repeat,
+                   "Restores per size, count and mode (default: 3)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 10'000));
+  restore
+      ->add_option("--work-pages", args->options.work_pages,
+                   "Pages each clone reads and writes one word of (default: 1024)")
+      ->type_name("K")
+      ->check(CLI::Range(1u, 1'000'000u));
+  add_engine_option(*restore, args->options.engine);
+  restore->add_flag("--json", args->json,
+                    "Print one JSON object: {\"engine\",\"snapshots\":[{\"ram_bytes\","
+                    "\"pause_ns\",\"write_ns\", ...}],\"results\":[{\"ram_bytes\",\"clones\","
+                    "\"mode\",\"first_instruction_ns_median\",\"first_instruction_ns_max\","
+                    "\"work_ns_median\", ...}],\"ratios\":{...}}");
+  restore->callback([args, &chosen] {
+    chosen = [args] { return emit(run_restore_bench(args->options), format_of(args->json)); };
+  });
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app, Command& chosen) {
@@ -225,6 +282,7 @@ void add_bench_command(CLI::App& app, Command& chosen) {
   add_cow(*bench, chosen);
   add_fork(*bench, chosen);
   add_cpu(*bench, chosen);
+  add_restore(*bench, chosen);
 }
 
 }  // namespace vmfork::bench

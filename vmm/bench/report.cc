@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "vmm/cli/size_arg.h"
 
@@ -37,6 +38,90 @@ std::string human_ns(double ns) {
   if (ns >= 1e6) return fmt::format("{:.2f} ms", ns * 1e-6);
   if (ns >= 1e3) return fmt::format("{:.2f} us", ns * 1e-3);
   return fmt::format("{:.0f} ns", ns);
+}
+
+// The ratios DESIGN section 10 asks of restore, measured in the same run.
+struct RestoreRatio {
+  uint64_t ram_bytes = 0;  // for the flatness ratio: the largest size
+  uint64_t smallest_ram_bytes = 0;
+  uint32_t clones = 0;
+  double value = 0;
+  double after_open = 0;  // first-instruction ratios: the same less open_snapshot
+};
+
+const RestoreBenchRow* find_row(const RestoreBenchReport& report, uint64_t ram_bytes,
+                                uint32_t clones, RestoreMode mode) {
+  for (const RestoreBenchRow& row : report.rows) {
+    if (row.ram_bytes == ram_bytes && row.clones == clones && row.mode == mode) return &row;
+  }
+  return nullptr;
+}
+
+// Per size and clone count: eager over lazy, first instruction.
+std::vector<RestoreRatio> eager_over_lazy(const RestoreBenchReport& report) {
+  std::vector<RestoreRatio> ratios;
+  for (const RestoreBenchRow& eager : report.rows) {
+    if (eager.mode != RestoreMode::kEager) continue;
+    const RestoreBenchRow* lazy =
+        find_row(report, eager.ram_bytes, eager.clones, RestoreMode::kLazy);
+    if (lazy == nullptr) continue;
+    ratios.push_back({.ram_bytes = eager.ram_bytes,
+                      .smallest_ram_bytes = 0,
+                      .clones = eager.clones,
+                      .value = ratio(static_cast<double>(eager.first_ns_median),
+                                     static_cast<double>(lazy->first_ns_median)),
+                      .after_open = ratio(static_cast<double>(eager.first_after_open_ns_median),
+                                          static_cast<double>(lazy->first_after_open_ns_median))});
+  }
+  return ratios;
+}
+
+// Per size and clone count: lazy over prefetch, every clone done.
+std::vector<RestoreRatio> lazy_over_prefetch(const RestoreBenchReport& report) {
+  std::vector<RestoreRatio> ratios;
+  for (const RestoreBenchRow& prefetch : report.rows) {
+    if (prefetch.mode != RestoreMode::kPrefetch) continue;
+    const RestoreBenchRow* lazy =
+        find_row(report, prefetch.ram_bytes, prefetch.clones, RestoreMode::kLazy);
+    if (lazy == nullptr) continue;
+    ratios.push_back({.ram_bytes = prefetch.ram_bytes,
+                      .smallest_ram_bytes = 0,
+                      .clones = prefetch.clones,
+                      .value = ratio(static_cast<double>(lazy->work_ns_median),
+                                     static_cast<double>(prefetch.work_ns_median)),
+                      .after_open = 0});
+  }
+  return ratios;
+}
+
+// Per clone count: lazy first instruction, largest size over smallest
+// (DESIGN section 10 wants restore as flat in RAM as clone: at most 2x).
+std::vector<RestoreRatio> lazy_flatness(const RestoreBenchReport& report) {
+  std::vector<RestoreRatio> ratios;
+  if (report.snapshots.empty()) return ratios;
+  uint64_t smallest = ~uint64_t{0};
+  uint64_t largest = 0;
+  for (const RestoreSnapshotRow& snapshot : report.snapshots) {
+    smallest = std::min(smallest, snapshot.ram_bytes);
+    largest = std::max(largest, snapshot.ram_bytes);
+  }
+  for (const RestoreBenchRow& high : report.rows) {
+    if (high.mode != RestoreMode::kLazy || high.ram_bytes != largest) continue;
+    const RestoreBenchRow* low = find_row(report, smallest, high.clones, RestoreMode::kLazy);
+    if (low == nullptr) continue;
+    ratios.push_back({.ram_bytes = largest,
+                      .smallest_ram_bytes = smallest,
+                      .clones = high.clones,
+                      .value = ratio(static_cast<double>(high.first_ns_median),
+                                     static_cast<double>(low->first_ns_median)),
+                      .after_open = ratio(static_cast<double>(high.first_after_open_ns_median),
+                                          static_cast<double>(low->first_after_open_ns_median))});
+  }
+  return ratios;
+}
+
+double hundredths(double value) {
+  return std::round(value * 100) / 100;
 }
 
 }  // namespace
@@ -221,6 +306,113 @@ void print_table(const CpuBenchReport& report, std::FILE* out) {
   if (report.soft_mips) {
     fmt::print(out, "soft engine in the same run: {:.1f} MIPS ({} / soft: {:.1f}x)\n",
                *report.soft_mips, to_string(report.engine), ratio(report.mips, *report.soft_mips));
+  }
+}
+
+nlohmann::json to_json(const RestoreBenchReport& report) {
+  nlohmann::json snapshots = nlohmann::json::array();
+  for (const RestoreSnapshotRow& row : report.snapshots) {
+    snapshots.push_back({{"ram_bytes", row.ram_bytes},
+                         {"pause_ns", row.pause_ns},
+                         {"write_ns", row.write_ns},
+                         {"pages", row.pages},
+                         {"working_set_chunks", row.working_set_chunks},
+                         {"state_json_bytes", row.state_bytes},
+                         {"state_json_read_ns", row.state_read_ns},
+                         {"state_json_parse_ns", row.state_json_parse_ns},
+                         {"state_json_check_ns", row.state_check_ns}});
+  }
+  nlohmann::json results = nlohmann::json::array();
+  for (const RestoreBenchRow& row : report.rows) {
+    results.push_back({{"ram_bytes", row.ram_bytes},
+                       {"clones", row.clones},
+                       {"mode", to_string(row.mode)},
+                       {"first_instruction_ns_median", row.first_ns_median},
+                       {"first_instruction_ns_max", row.first_ns_max},
+                       {"first_instruction_after_open_ns_median", row.first_after_open_ns_median},
+                       {"work_ns_median", row.work_ns_median},
+                       {"open_ns_median", row.open_ns_median},
+                       {"read_ns_median", row.read_ns_median},
+                       {"build_ns_median", row.build_ns_median}});
+  }
+  auto by_size = [](const std::vector<RestoreRatio>& ratios) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const RestoreRatio& entry : ratios) {
+      out.push_back({{"ram_bytes", entry.ram_bytes},
+                     {"clones", entry.clones},
+                     {"ratio", hundredths(entry.value)}});
+    }
+    return out;
+  };
+  const std::vector<RestoreRatio> eager_ratios = eager_over_lazy(report);
+  nlohmann::json eager = by_size(eager_ratios);
+  for (size_t i = 0; i < eager_ratios.size(); ++i)
+    eager[i]["ratio_after_open"] = hundredths(eager_ratios[i].after_open);
+  nlohmann::json flatness = nlohmann::json::array();
+  for (const RestoreRatio& entry : lazy_flatness(report)) {
+    flatness.push_back({{"largest_ram_bytes", entry.ram_bytes},
+                        {"smallest_ram_bytes", entry.smallest_ram_bytes},
+                        {"clones", entry.clones},
+                        {"ratio", hundredths(entry.value)},
+                        {"ratio_after_open", hundredths(entry.after_open)}});
+  }
+  return {{"engine", to_string(report.engine)},
+          {"work_pages", report.work_pages},
+          {"repeat", report.repeat},
+          {"snapshots", std::move(snapshots)},
+          {"results", std::move(results)},
+          {"ratios",
+           {{"eager_over_lazy_first_instruction", std::move(eager)},
+            {"lazy_first_instruction_largest_over_smallest", std::move(flatness)},
+            {"lazy_over_prefetch_work", by_size(lazy_over_prefetch(report))}}}};
+}
+
+void print_table(const RestoreBenchReport& report, std::FILE* out) {
+  fmt::print(out,
+             "restore on the {} engine: from just before open_snapshot to each clone's first "
+             "instruction, and to every clone done ({} page(s) read and written each); {} "
+             "repeat(s)\n",
+             to_string(report.engine), report.work_pages, report.repeat);
+  fmt::print(out, "{:>10}  {:>7}  {:>8}  {:>12}  {:>12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>10}\n",
+             "guest RAM", "clones", "mode", "first median", "first max", "median-open", "all done",
+             "open", "read", "build");
+  for (const RestoreBenchRow& row : report.rows) {
+    fmt::print(
+        out, "{:>10}  {:>7}  {:>8}  {:>12}  {:>12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>10}\n",
+        cli::format_size(row.ram_bytes), row.clones, to_string(row.mode),
+        human_ns(static_cast<double>(row.first_ns_median)),
+        human_ns(static_cast<double>(row.first_ns_max)),
+        human_ns(static_cast<double>(row.first_after_open_ns_median)),
+        human_ns(static_cast<double>(row.work_ns_median)),
+        human_ns(static_cast<double>(row.open_ns_median)),
+        row.mode == RestoreMode::kEager ? human_ns(static_cast<double>(row.read_ns_median)) : "-",
+        human_ns(static_cast<double>(row.build_ns_median)));
+  }
+  for (const RestoreSnapshotRow& row : report.snapshots) {
+    fmt::print(out,
+               "snapshot of {}: paused {}, written in {} ({} pages); working set {} chunk(s) of "
+               "64 KiB; state.json {} KiB: read {}, JSON parse {}, parse_state_json {}\n",
+               cli::format_size(row.ram_bytes), human_ns(static_cast<double>(row.pause_ns)),
+               human_ns(static_cast<double>(row.write_ns)), row.pages, row.working_set_chunks,
+               row.state_bytes >> 10, human_ns(static_cast<double>(row.state_read_ns)),
+               human_ns(static_cast<double>(row.state_json_parse_ns)),
+               human_ns(static_cast<double>(row.state_check_ns)));
+  }
+  for (const RestoreRatio& entry : eager_over_lazy(report)) {
+    fmt::print(out,
+               "eager / lazy, first instruction, {} x{}: {:.1f}x; less open_snapshot: {:.1f}x\n",
+               cli::format_size(entry.ram_bytes), entry.clones, entry.value, entry.after_open);
+  }
+  for (const RestoreRatio& entry : lazy_flatness(report)) {
+    fmt::print(out,
+               "lazy first instruction, {} / {}, x{}: {:.2f}x (target: at most 2x); less "
+               "open_snapshot: {:.2f}x\n",
+               cli::format_size(entry.ram_bytes), cli::format_size(entry.smallest_ram_bytes),
+               entry.clones, entry.value, entry.after_open);
+  }
+  for (const RestoreRatio& entry : lazy_over_prefetch(report)) {
+    fmt::print(out, "lazy / prefetch, all done, {} x{}: {:.2f}x\n",
+               cli::format_size(entry.ram_bytes), entry.clones, entry.value);
   }
 }
 
