@@ -476,6 +476,49 @@ const std::vector<BadSnapshot>& bad_snapshots() {
   return cases;
 }
 
+// --- the working set -------------------------------------------------------
+
+TEST_F(RestoreCli, ARecordedWorkingSetIsWrittenAndPrefetchedLater) {
+  const fs::path a = work_ / "a";
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
+  const ProcessRun record =
+      vmfork("restore '" + a.string() + "' --clones 2 --engine soft --record-working-set 10s");
+  ASSERT_EQ(record.exit_status, 0) << record.out << record.err;
+  // Recorded when the clones ended, before the 10 s were up.
+  EXPECT_TRUE(contains(record.out, "working set " + (a / "working_set.json").string()))
+      << record.out;
+  const nlohmann::json working_set = read_json(a / "working_set.json");
+  ASSERT_TRUE(working_set["chunks"].is_array()) << working_set.dump();
+  EXPECT_FALSE(working_set["chunks"].empty());
+  // Every chunk recorded is one the snapshot stores or a chunk without data
+  // the clones touched; all lie within RAM (16 MiB: 256 chunks).
+  for (const nlohmann::json& chunk : working_set["chunks"]) {
+    EXPECT_LT(chunk.get<uint64_t>(), 256u);
+  }
+  for (const char* flags : {"", " --no-prefetch"}) {
+    const ProcessRun again =
+        vmfork("restore '" + a.string() + "' --clones 2 --engine soft" + flags);
+    EXPECT_EQ(again.exit_status, 0) << again.err;
+    EXPECT_TRUE(contains(again.out, "[restored.2] snapshotme gen 1 clone 2: restored, memory ok"))
+        << again.out;
+  }
+}
+
+TEST_F(RestoreCli, ABadWorkingSetCostsOnlyThePrefetch) {
+  const fs::path a = work_ / "a";
+  ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
+  {
+    std::ofstream bad(a / "working_set.json");
+    bad << R"({"format_version": 1, "chunks": [1, 999999]})";
+  }
+  const ProcessRun run = vmfork("restore '" + a.string() + "' --clones 2 --engine soft");
+  EXPECT_EQ(run.exit_status, 0) << run.err;
+  EXPECT_TRUE(contains(run.err, "working set not prefetched")) << run.err;
+  EXPECT_TRUE(contains(run.err, (a / "working_set.json").string() + ": chunks: 999999")) << run.err;
+  EXPECT_TRUE(contains(run.out, "[restored.1] snapshotme gen 1 clone 1: restored, memory ok"))
+      << run.out;
+}
+
 class RestoreCliRefuses : public RestoreCli, public ::testing::WithParamInterface<size_t> {};
 
 TEST_P(RestoreCliRefuses, BeforeAnyCloneStartsNamingTheFileAndField) {

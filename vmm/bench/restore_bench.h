@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "ept/result.h"
+#include "base/result.h"
 #include "vmm/hypervisor/engine.h"
 
 namespace vmfork::bench {

@@ -62,9 +62,11 @@ Result<int> restore(const RestoreArgs& args) {
   }
   Result<Hypervisor*> hypervisor = (*monitor)->hypervisor(*engine);
   if (!hypervisor) return hypervisor.error();
-  Result<Restored> restored =
-      restore_clones(**monitor, **hypervisor, *snapshot,
-                     {.clones = args.clones, .eager = args.eager}, requested_ns);
+  // A working set is recorded from what the clones read themselves.
+  const bool prefetch = !args.no_prefetch && args.record_working_set_ns == 0;
+  Result<Restored> restored = restore_clones(
+      **monitor, **hypervisor, *snapshot,
+      {.clones = args.clones, .eager = args.eager, .prefetch = prefetch}, requested_ns);
   if (!restored) return restored.error();
   spdlog::debug("restore: snapshot opened and checked in {:.1f} us, clones built in {:.1f} us",
                 static_cast<double>(opened_ns - requested_ns) / 1e3,
