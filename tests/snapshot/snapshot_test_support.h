@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/guestmm/test_support.h"
+#include "tests/support/temp_dir.h"
 #include "vmm/snapshot/checksum.h"
 #include "vmm/snapshot/open_snapshot.h"
 #include "vmm/snapshot/state_file.h"
@@ -37,26 +38,6 @@ inline constexpr uint64_t kChunkPages = PageSource::kChunkPages;
 
 // A fresh directory under the system's temporary directory, removed with
 // everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "vmfork-snapshot-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const char* name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
 inline SnapshotConfig sample_config(uint32_t vcpus = 2, uint64_t ram_bytes = 4 * kMiB) {
   return {
       .vcpus = vcpus, .ram_bytes = ram_bytes, .guest = "/guests/hello.elf", .engine = Engine::kKvm};

@@ -4,12 +4,12 @@
 // run, and clones restored from the directory that resume where the
 // snapshot stood, RAX = k in the requester of clone k.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <string>
 #include <system_error>
 
+#include "tests/support/temp_dir.h"
 #include "tests/vm/vm_test_support.h"
 #include "vmm/snapshot/open_snapshot.h"
 #include "vmm/vm/restore.h"
@@ -18,25 +18,6 @@ namespace vmfork::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "vmfork-vm-snapshot-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  fs::path operator/(const char* name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
 
 Step snapshot_request() {
   return out(port::kSnapshot, 4, 0);

@@ -1,9 +1,10 @@
 #include "vmm/cli/duration_arg.h"
 
 #include <array>
-#include <cctype>
 #include <limits>
 #include <string>
+
+#include "vmm/cli/leading_number.h"
 
 namespace vmfork::cli {
 
@@ -24,17 +25,11 @@ Error invalid(std::string_view text, const char* why) {
 }  // namespace
 
 Result<uint64_t> parse_duration(std::string_view text) {
-  size_t digits = 0;
-  uint64_t number = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])) != 0) {
-    const uint64_t digit = static_cast<uint64_t>(text[digits] - '0');
-    if (number > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
-      return invalid(text, "too large");
-    }
-    number = number * 10 + digit;
-    ++digits;
-  }
-  if (digits == 0) return invalid(text, "expected a number and a unit such as 250ms or 2s");
+  const LeadingNumber leading = leading_number(text);
+  if (leading.too_large) return invalid(text, "too large");
+  if (leading.digits == 0) return invalid(text, "expected a number and a unit such as 250ms or 2s");
+  const uint64_t number = leading.value;
+  const size_t digits = leading.digits;
   const std::string_view suffix = text.substr(digits);
   for (const Unit& unit : kUnits) {
     if (suffix != unit.name) continue;

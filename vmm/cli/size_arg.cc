@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/types.h"
+#include "vmm/cli/leading_number.h"
 
 namespace vmfork::cli {
 
@@ -30,17 +31,11 @@ char upper(char c) {
 }  // namespace
 
 Result<uint64_t> parse_size(std::string_view text) {
-  size_t digits = 0;
-  uint64_t number = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])) != 0) {
-    const uint64_t digit = static_cast<uint64_t>(text[digits] - '0');
-    if (number > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
-      return invalid(text, "too large");
-    }
-    number = number * 10 + digit;
-    ++digits;
-  }
-  if (digits == 0) return invalid(text, "expected a number such as 64M or 1G");
+  const LeadingNumber leading = leading_number(text);
+  if (leading.too_large) return invalid(text, "too large");
+  if (leading.digits == 0) return invalid(text, "expected a number such as 64M or 1G");
+  const uint64_t number = leading.value;
+  const size_t digits = leading.digits;
 
   std::string_view suffix = text.substr(digits);
   unsigned shift = 0;
