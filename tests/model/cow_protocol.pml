@@ -591,7 +591,7 @@ proctype Writer(byte me; byte vm; byte w; byte val) {
      :: walk(true);
         if
         :: wok -> wok = false; break
-        :: else -> handle_write_fault()        /* guestmm/vcpu_memory.cc VcpuMemory::translate_slow: `if (Result<void> fixed = space_.handle_fault(gpa, access, *this); !fixed) return fixed.error();` */
+        :: else -> handle_write_fault()        /* guestmm/vcpu_memory.cc VcpuMemory::translate_slow: `if (Result<Resolved> fixed = space_.handle_fault(gpa, access, *this); !fixed)` */
         fi
      od
   fi;
