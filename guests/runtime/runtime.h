@@ -56,9 +56,9 @@ int guest_main(unsigned vcpu, const struct boot_info* bi);
 
 /* ------------------------------------------------------------------ port I/O */
 
-#define PORT_CONSOLE 0x3F8 /* out 8-bit: one console byte */
-#define PORT_EXIT 0x0F4    /* out 32-bit: end the VM with this status */
-#define PORT_FORK 0x510    /* out 32-bit N: fork N clones */
+#define PORT_CONSOLE 0x3F8  /* out 8-bit: one console byte */
+#define PORT_EXIT 0x0F4     /* out 32-bit: end the VM with this status */
+#define PORT_FORK 0x510     /* out 32-bit N: fork N clones */
 #define PORT_SNAPSHOT 0x511 /* out 32-bit: snapshot into the monitor's directory */
 
 static inline void outb(uint16_t port, uint8_t value) {
