@@ -160,6 +160,14 @@ class RestoreCli : public ::testing::Test {
     ASSERT_TRUE(fs::exists(dir / "state.json")) << run.err;
   }
 
+  // Restores one clone of `parent`, which snapshots itself into `diff`: a
+  // diff snapshot naming `parent`.
+  void snapshot_diff(const fs::path& parent, const fs::path& diff) {
+    const ProcessRun run = vmfork("restore '" + parent.string() +
+                                  "' --clones 1 --engine soft --snapshot '" + diff.string() + "'");
+    ASSERT_EQ(run.exit_status, 0) << run.out << run.err;
+  }
+
   fs::path temp_;
   fs::path work_;  // every snapshot of a test lies here
 };
@@ -230,9 +238,7 @@ TEST_F(RestoreCli, ADiffSnapshotWhoseParentMovedAwayIsRefusedNamingTheParent) {
   const fs::path a = work_ / "a";
   const fs::path b = work_ / "b";
   ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
-  const ProcessRun second = vmfork("restore '" + a.string() +
-                                   "' --clones 1 --engine soft --snapshot '" + b.string() + "'");
-  ASSERT_EQ(second.exit_status, 0) << second.out << second.err;
+  ASSERT_NO_FATAL_FAILURE(snapshot_diff(a, b));
   fs::rename(a, work_ / "a-moved");
   const auto before = tree_of(work_);
 
@@ -549,8 +555,6 @@ INSTANTIATE_TEST_SUITE_P(DamagedSnapshots, RestoreCliRefuses,
                            return std::string(bad_snapshots()[param_info.param].name);
                          });
 
-// A 2-vCPU snapshot whose parent was replaced by a 1-vCPU snapshot of the
-// same RAM: the chain is refused, naming the child's parent field.
 // The parent replaced by another snapshot (here with another vCPU count):
 // the diff recorded its parent's checksum, so it is refused before anything
 // is read from the wrong memory.
@@ -558,9 +562,7 @@ TEST_F(RestoreCli, AReplacedParentIsRefused) {
   const fs::path a = work_ / "a";
   const fs::path b = work_ / "b";
   ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
-  const ProcessRun second = vmfork("restore '" + a.string() +
-                                   "' --clones 1 --engine soft --snapshot '" + b.string() + "'");
-  ASSERT_EQ(second.exit_status, 0) << second.out << second.err;
+  ASSERT_NO_FATAL_FAILURE(snapshot_diff(a, b));
   fs::remove_all(a);
   ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 1));
   const auto before = tree_of(work_);
@@ -651,8 +653,7 @@ TEST_F(RestoreCli, ADamagedChunkOfTheParentIsFoundThroughTheDiff) {
   const fs::path a = work_ / "a";
   const fs::path b = work_ / "b";
   ASSERT_NO_FATAL_FAILURE(snapshot_snapshotme(a, 2));
-  const ProcessRun second = vmfork("restore a --clones 1 --engine soft --snapshot b", work_);
-  ASSERT_EQ(second.exit_status, 0) << second.out << second.err;
+  ASSERT_NO_FATAL_FAILURE(snapshot_diff(a, b));
   const uint64_t code_chunk = (uint64_t{1} << 20) / 65536;
   for (const StoredChunk& chunk : stored_chunks(b)) {
     // Its data pages may be in the diff; its first page, the code, is not.
