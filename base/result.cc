@@ -20,6 +20,10 @@ const char* to_string(ErrorCode code) {
       return "system call failed";
     case ErrorCode::kInternal:
       return "internal error";
+    case ErrorCode::kWrongState:
+      return "wrong state";
+    case ErrorCode::kNotFound:
+      return "not found";
   }
   return "unknown error";
 }

@@ -18,6 +18,8 @@ enum class ErrorCode {
   kInvalidArgument,  // a caller error
   kSystem,           // a failed host system call
   kInternal,         // an invariant of vmfork itself did not hold
+  kWrongState,       // the object's state does not allow it now (pause a paused VM)
+  kNotFound,         // no object of that name (a VM id)
 };
 
 const char* to_string(ErrorCode code);
@@ -51,6 +53,7 @@ class [[nodiscard]] Result {
   T& operator*() & { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
   const Error& error() const {
     assert(!ok());
     return std::get<Error>(state_);

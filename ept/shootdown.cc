@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <cassert>
+#include <chrono>
 
 #include "ept/test_point.h"
 
@@ -102,7 +103,8 @@ void ShootdownDomain::remove(ShootdownTarget* target) {
   }
 }
 
-ShootdownBatch::ShootdownBatch(ShootdownDomain& domain, Eptp eptp, ShootdownTarget* self) {
+ShootdownBatch::ShootdownBatch(ShootdownDomain& domain, Eptp eptp, ShootdownTarget* self)
+    : domain_(&domain) {
   test_point(TestPoint::kBeforeShootdownPost);
   const size_t slots = domain.count_.load(std::memory_order_acquire);
   for (size_t i = 0; i < slots; ++i) {
@@ -129,7 +131,11 @@ ShootdownBatch ShootdownBatch::all_context(ShootdownDomain& domain, Waiter& init
 }
 
 ShootdownBatch::ShootdownBatch(ShootdownBatch&& other) noexcept
-    : targets_(other.targets_), tickets_(other.tickets_), count_(other.count_), done_(other.done_) {
+    : targets_(other.targets_),
+      tickets_(other.tickets_),
+      count_(other.count_),
+      done_(other.done_),
+      domain_(other.domain_) {
   other.done_ = true;
 }
 
@@ -138,12 +144,17 @@ ShootdownBatch::~ShootdownBatch() {
 }
 
 InveptDone ShootdownBatch::wait(Waiter& waiter) {
+  const auto started = std::chrono::steady_clock::now();
   test_point(TestPoint::kBeforeShootdownWait);
   for (size_t i = 0; i < count_; ++i) {
     while (!targets_[i]->acknowledged(tickets_[i]))
       waiter.on_wait();
   }
   done_ = true;
+  const auto waited = std::chrono::steady_clock::now() - started;
+  domain_->wait_ns_.fetch_add(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count()),
+      std::memory_order_relaxed);
   test_point(TestPoint::kAfterShootdownWait);
   return InveptDone();
 }

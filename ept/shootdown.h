@@ -121,9 +121,12 @@ class ShootdownDomain {
   void remove(ShootdownTarget* target);
   // The members now.
   size_t size() const { return members_.load(std::memory_order_relaxed); }
+  // Time initiators spent waiting for acknowledgements, in all (for metrics).
+  uint64_t wait_ns() const { return wait_ns_.load(std::memory_order_relaxed); }
 
  private:
   friend class ShootdownBatch;
+  std::atomic<uint64_t> wait_ns_{0};
   std::mutex membership_mutex_;  // serializes add/remove only
   std::array<std::atomic<ShootdownTarget*>, kMaxTargets> targets_{};
   std::atomic<size_t> count_{0};  // slots [0, count_) may be in use
@@ -158,6 +161,7 @@ class [[nodiscard]] ShootdownBatch {
   std::array<uint64_t, ShootdownDomain::kMaxTargets> tickets_;
   size_t count_ = 0;
   bool done_ = false;
+  ShootdownDomain* domain_;  // where wait() adds its time
 };
 
 }  // namespace vmfork

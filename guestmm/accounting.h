@@ -33,13 +33,14 @@ struct MemoryAccounting {
 
 // Counters of the fault path, per address space.
 struct FaultCounters {
-  uint64_t faults = 0;            // handle_fault calls
-  uint64_t demand_zero = 0;       // first touch of a page
-  uint64_t restored = 0;          // first touch of a restored page (page cache)
-  uint64_t copies = 0;            // COW copies (steps 4-8)
-  uint64_t in_place = 0;          // write enabled in place (step 3)
-  uint64_t shootdowns = 0;        // INVEPT batches initiated
-  uint64_t already_resolved = 0;  // another vCPU finished first (step 2)
+  uint64_t faults = 0;             // handle_fault calls
+  uint64_t demand_zero = 0;        // first touch of a page
+  uint64_t restored = 0;           // first touch of a restored page (page cache)
+  uint64_t copies = 0;             // COW copies (steps 4-8)
+  uint64_t in_place = 0;           // write enabled in place (step 3)
+  uint64_t shootdowns = 0;         // INVEPT batches initiated
+  uint64_t shootdown_wait_ns = 0;  // time their initiators waited for acknowledgements
+  uint64_t already_resolved = 0;   // another vCPU finished first (step 2)
 };
 
 }  // namespace vmfork

@@ -145,6 +145,7 @@ FaultCounters AddressSpace::counters() const {
     result.shootdowns += shard.shootdowns.load(std::memory_order_relaxed);
     result.already_resolved += shard.already_resolved.load(std::memory_order_relaxed);
   });
+  result.shootdown_wait_ns = vcpus_.wait_ns();
   return result;
 }
 

@@ -7,11 +7,18 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "vmm/hypervisor/vcpu.h"
 
 namespace vmfork {
+
+// One figure the engine counts of a VM ("host_mappings": 3).
+struct EngineCounter {
+  std::string name;
+  uint64_t value = 0;
+};
 
 class Machine {
  public:
@@ -32,6 +39,8 @@ class Machine {
 
   // Logs what the engine counted of the VM `vm_name`, when it has ended.
   virtual void log_counters(const std::string& vm_name) const = 0;
+  // The same figures, any time (none where the engine counts nothing).
+  virtual std::vector<EngineCounter> counters() const { return {}; }
 };
 
 }  // namespace vmfork

@@ -47,6 +47,17 @@ class KvmVm final : public Machine {
         vm_name, machine_->ram().mappings(), ram.runs_mapped, ram.pages_realized, ram.remaps,
         ram.unprotects, ram.mmio_completions);
   }
+  std::vector<EngineCounter> counters() const override {
+    const GuestRamCounters ram = machine_->ram().counters();
+    return {{"host_mappings", machine_->ram().mappings()},
+            {"missing_faults", ram.missing_faults},
+            {"runs_mapped", ram.runs_mapped},
+            {"pages_realized", ram.pages_realized},
+            {"write_faults", ram.write_faults},
+            {"remaps", ram.remaps},
+            {"unprotects", ram.unprotects},
+            {"mmio_completions", ram.mmio_completions}};
+  }
 
  private:
   // On a fault-service thread: a fault of the thread `thread_id` could not

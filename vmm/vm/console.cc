@@ -17,7 +17,8 @@ std::mutex& stdout_mutex() {
 constexpr size_t kMaxLine = 4096;
 }  // namespace
 
-Console::Console(const std::string& vm_name) : prefix_(fmt::format("[{}] ", vm_name)) {}
+Console::Console(const std::string& vm_name)
+    : prefix_(fmt::format("[{}] ", vm_name)), journal_(std::make_shared<Journal>(kJournalBytes)) {}
 
 void Console::put(char byte) {
   std::lock_guard lock(mutex_);
@@ -42,6 +43,8 @@ void Console::print_locked() {
     std::fputc('\n', stdout);
     std::fflush(stdout);
   }
+  line_.push_back('\n');
+  journal_->append(line_);
   line_.clear();
 }
 

@@ -87,6 +87,14 @@ Result<void> Monitor::launch(std::unique_ptr<Vm> vm) {
     if (Result<void> spawned = vm->spawn(); !spawned) return spawned;
   }
   Vm& started = *vm;
+  if (listener_ != nullptr) {
+    listener_->vm_launched(VmLaunched{.vm = started.name(),
+                                      .engine = started.engine(),
+                                      .vcpus = started.vcpu_count(),
+                                      .ram_bytes = started.layout().ram_bytes(),
+                                      .lineage = started.lineage(),
+                                      .console = started.console_journal()});
+  }
   std::optional<uint32_t> stop;
   {
     std::lock_guard lock(mutex_);
@@ -107,14 +115,27 @@ void Monitor::vm_ended(Vm& vm) {
 }
 
 int Monitor::wait() {
+  reap(/*until_stopped=*/false);
+  std::lock_guard lock(mutex_);
+  return first_failure_ ? exit_status_for(first_failure_->status) : 0;
+}
+
+void Monitor::serve_until_stopped() {
+  reap(/*until_stopped=*/true);
+}
+
+void Monitor::reap(bool until_stopped) {
   for (;;) {
     Launched ended;
     {
       std::unique_lock lock(mutex_);
-      vm_ended_.wait(lock, [this] { return !ended_.empty() || running_.empty(); });
+      const auto done = [this, until_stopped] {
+        return running_.empty() && (!until_stopped || stop_status_);
+      };
+      vm_ended_.wait(lock, [this, &done] { return !ended_.empty() || done(); });
       if (ended_.empty()) break;  // nothing runs, so nothing can launch
       const Vm* vm = ended_.front();
-      // A snapshot from outside still uses it.
+      // A host thread (a snapshot from outside, the control API) still uses it.
       vm_ended_.wait(lock, [this, vm] { return pinned_.count(vm) == 0; });
       const auto found = running_.find(vm);
       ended_.pop_front();
@@ -123,8 +144,6 @@ int Monitor::wait() {
     }
     finish(std::move(ended));
   }
-  std::lock_guard lock(mutex_);
-  return first_failure_ ? exit_status_for(first_failure_->status) : 0;
 }
 
 void Monitor::finish(Launched launched) {
@@ -133,6 +152,14 @@ void Monitor::finish(Launched launched) {
   const uint32_t status = vm.status();
   spdlog::info("{} ended with status {}", vm.name(), status);
   vm.log_engine_counters();
+  if (listener_ != nullptr) {
+    // Nothing runs in it any more: the walk is exact.
+    listener_->vm_ended(VmEnded{.vm = vm.name(),
+                                .status = status,
+                                .faults = vm.space().counters(),
+                                .frames = vm.space().account(),
+                                .engine = vm.engine_counters()});
+  }
   std::optional<Checksum> checksum;
   if (record_checksums_) {
     checksum = Checksum{launched.order, {vm.name(), memory_checksum(vm.space())}};
@@ -156,6 +183,7 @@ void Monitor::stop_all(uint32_t status) {
   std::lock_guard lock(mutex_);
   if (stop_status_) return;
   stop_status_ = status;
+  vm_ended_.notify_all();  // serve_until_stopped() ends once nothing runs
   // Under our lock, so none is destroyed meanwhile (wait() takes a VM out
   // of running_ under it first). Vm::stop takes only the VM's own lock.
   for (auto& [vm, launched] : running_)
@@ -167,8 +195,7 @@ void Monitor::set_snapshot_target(std::filesystem::path dir, std::string guest_l
   guest_label_ = std::move(guest_label);
 }
 
-Result<SnapshotReport> Monitor::snapshot_vm(const std::string& name,
-                                            const std::filesystem::path& dir) {
+Result<void> Monitor::with_vm(const std::string& name, const std::function<void(Vm&)>& use) {
   Vm* vm = nullptr;
   {
     std::lock_guard lock(mutex_);
@@ -176,17 +203,22 @@ Result<SnapshotReport> Monitor::snapshot_vm(const std::string& name,
       if (launched.vm->name() == name) vm = launched.vm.get();
     }
     if (vm == nullptr) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        fmt::format("no VM named {} is running", name));
+      return make_error(ErrorCode::kNotFound, fmt::format("no VM named {} is running", name));
     }
     pinned_.insert(vm);
   }
-  Result<SnapshotReport> report = vm->snapshot_to(dir);
-  {
-    std::lock_guard lock(mutex_);
-    pinned_.erase(pinned_.find(vm));
-    vm_ended_.notify_all();
-  }
+  use(*vm);
+  std::lock_guard lock(mutex_);
+  pinned_.erase(pinned_.find(vm));
+  vm_ended_.notify_all();
+  return Ok{};
+}
+
+Result<SnapshotReport> Monitor::snapshot_vm(const std::string& name,
+                                            const std::filesystem::path& dir) {
+  Result<SnapshotReport> report = make_error(ErrorCode::kInternal, "not snapshotted");
+  Result<void> found = with_vm(name, [&](Vm& vm) { report = vm.snapshot_to(dir); });
+  if (!found) return found.error();
   return report;
 }
 
@@ -200,20 +232,27 @@ std::optional<Monitor::Failure> Monitor::first_failure() const {
   return first_failure_;
 }
 
-void Monitor::report_vm_error(const std::string& message) {
+void Monitor::report_vm_error(const std::string& vm, const std::string& message) {
   // Always shown, whatever the log level: a VM ended on it.
   fmt::print(stderr, "vmfork: {}\n", message);
   std::fflush(stderr);
+  if (listener_ != nullptr) listener_->vm_failed(vm, message);
 }
 
 void Monitor::record_fork_latency(const std::string& clone, uint64_t ns) {
   spdlog::info("{}: first instruction {:.1f} us after the fork or restore request", clone,
                static_cast<double>(ns) / 1000);
+  if (listener_ != nullptr) listener_->vm_first_instruction(clone, ns);
   std::lock_guard lock(mutex_);
   fork_latencies_.push_back({clone, ns});
 }
 
+void Monitor::record_fork(const std::string& vm, const std::vector<std::string>& clones) {
+  if (listener_ != nullptr) listener_->vm_forked(vm, clones);
+}
+
 void Monitor::record_snapshot(const SnapshotReport& report) {
+  if (listener_ != nullptr) listener_->vm_snapshotted(report);
   std::lock_guard lock(mutex_);
   snapshots_.push_back(report);
 }

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,6 +29,7 @@
 
 #include "guestmm/guest_memory.h"
 #include "vmm/hypervisor/hypervisor.h"
+#include "vmm/vm/monitor_listener.h"
 #include "vmm/vm/vm.h"
 
 namespace vmfork {
@@ -79,6 +81,17 @@ class Monitor {
   // ended. Returns 0 when every one ended with status 0, else
   // exit_status_for() the first non-zero status in launch order.
   int wait();
+  // The daemon's wait: destroys each VM as it ends, and goes on while none
+  // runs, until stop_all() and every VM has ended.
+  void serve_until_stopped();
+
+  // Told of every VM's life from now on; before the first launch. It must
+  // outlive the monitor's VMs (wait() or serve_until_stopped() returned).
+  void set_listener(MonitorListener* listener) { listener_ = listener; }
+
+  // Runs `use` on the launched VM `name`, which is not destroyed meanwhile
+  // even if it ends (it waits). kNotFound when no VM of that name runs.
+  Result<void> with_vm(const std::string& name, const std::function<void(Vm&)>& use);
 
   // The directory a guest's snapshot request (port 0x511) writes to, and
   // the guest program its config.json names. Before the first launch.
@@ -119,8 +132,10 @@ class Monitor {
   void release_vcpus(uint64_t vcpus);
   // The VM's last vCPU thread has stopped: wait() destroys it.
   void vm_ended(Vm& vm);
-  void report_vm_error(const std::string& message);
+  // `vm` ends because of `message` (printed on stderr whatever the log level).
+  void report_vm_error(const std::string& vm, const std::string& message);
   void record_fork_latency(const std::string& clone, uint64_t ns);
+  void record_fork(const std::string& vm, const std::vector<std::string>& clones);
   // Every snapshot a VM wrote (at a guest's request or from outside).
   void record_snapshot(const SnapshotReport& report);
   std::vector<SnapshotReport> snapshots() const;
@@ -141,10 +156,13 @@ class Monitor {
   Result<void> check_vcpus_locked(uint64_t vcpus) const;
   // Joins and destroys an ended VM, recording what is reported of it.
   void finish(Launched launched);
+  // Destroys ended VMs until none runs and, `until_stopped`, stop_all() was called.
+  void reap(bool until_stopped);
 
   const OpenHypervisor open_;
   std::unique_ptr<GuestMemory> memory_;
-  bool record_checksums_ = false;  // set before the first launch
+  bool record_checksums_ = false;        // set before the first launch
+  MonitorListener* listener_ = nullptr;  // set before the first launch
   mutable std::mutex mutex_;
   std::condition_variable vm_ended_;  // with mutex_
   // Guarded by mutex_ until opened (one per Engine); outlive the VMs.

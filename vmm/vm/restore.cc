@@ -45,12 +45,17 @@ Result<Restored> restore_clones(Monitor& monitor, Hypervisor& hypervisor,
     Result<std::unique_ptr<Vm>> clone =
         Vm::create(monitor, hypervisor, name, std::move(*space), *layout, states, requested_ns);
     if (!clone) return clone.error();
+    (*clone)->set_lineage({.parent = snapshot.dir.string(), .clone_id = k});
     if (Result<void> spawned = (*clone)->spawn(); !spawned) return spawned.error();
     built.push_back(std::move(*clone));
     restored.clones.push_back(name);
   }
   restored.build_ns = now_ns() - build_start;
   restored.cache = *cache;
+  if (!options.start) {
+    restored.held = std::move(built);
+    built.clear();
+  }
   for (std::unique_ptr<Vm>& clone : built) {
     // Spawned already: the launch cannot fail.
     if (Result<void> launched = monitor.launch(std::move(clone)); !launched) {

@@ -28,6 +28,9 @@ struct RestoreOptions {
   bool prefetch = true;
   // Clone k is named "<name>.k".
   std::string name = "restored";
+  // Launch the clones; else they are built and left to the caller, to
+  // launch later (the control API's "resume": false).
+  bool start = true;
 };
 
 struct Restored {
@@ -36,6 +39,7 @@ struct Restored {
   std::unique_ptr<WorkingSetPrefetch> prefetch;  // running, when there is a working set
   uint64_t read_ns = 0;                          // eager: reading the memory file
   uint64_t build_ns = 0;                         // making the clones (spaces, vCPUs, threads)
+  std::vector<std::unique_ptr<Vm>> held;         // built, not launched (!options.start)
 };
 
 // Starts `options.clones` clones of `snapshot` (checked by open_snapshot)

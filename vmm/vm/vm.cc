@@ -9,6 +9,7 @@
 #include "guestmm/snapshot.h"
 #include "vmm/boot/boot_info.h"
 #include "vmm/clock.h"
+#include "vmm/vm/host_pauser.h"
 #include "vmm/vm/monitor.h"
 
 namespace vmfork {
@@ -54,7 +55,8 @@ Vm::Vm(Monitor& monitor, Hypervisor& hypervisor, std::string name,
       space_(std::move(space)),
       layout_(layout),
       fork_request_ns_(fork_request_ns),
-      console_(name_) {}
+      console_(name_),
+      outside_pauser_(std::make_unique<HostPauser>()) {}
 
 Vm::~Vm() {
   // A VM never started (a refused fork's clone) lets its threads go.
@@ -218,23 +220,6 @@ bool Vm::pause_others(Vcpu& pauser) {
   return true;
 }
 
-bool Vm::try_fork(Vcpu& forker, uint32_t clones) {
-  const uint64_t requested_ns = now_ns();
-  if (!pause_others(forker)) return false;
-  // The forker stays parked: nobody needs its acknowledgements while the VM
-  // is paused.
-  uint64_t rax = ~uint64_t{0};
-  if (!ending()) rax = build_clones_while_paused(forker, clones, requested_ns);
-  if (Result<void> set = forker.set_fork_result(rax); !set) {
-    vcpu_failed(forker, set.error().message);
-  }
-  spdlog::debug("{}: fork of {} clone(s) from vCPU {} took {} us on the request path", name_,
-                clones, forker.index(), (now_ns() - requested_ns) / 1000);
-  pause_.resume_others();
-  forker.resuming();
-  return true;
-}
-
 // The section is the pause of a fork (see vcpu_pause.h for why it neither
 // deadlocks nor starves anyone); in it the holder runs alone, and its own COW
 // faults shoot down vCPUs that are all parked (acknowledged on their behalf).
@@ -248,42 +233,6 @@ bool Vm::begin_exclusive(Vcpu& vcpu) {
     return false;
   }
   return true;
-}
-
-uint64_t Vm::build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t requested_ns) {
-  constexpr uint64_t kFailed = ~uint64_t{0};
-  if (clones == 0) return 0;
-  // Refused up front, before anything is built, when the clones' vCPUs
-  // would not fit the monitor's limit (or it is stopping). Each clone still
-  // reserves its own vCPUs as it is built, in case other forks took the
-  // room meanwhile.
-  if (Result<void> room = monitor_.check_vcpus(uint64_t{clones} * vcpus_.size()); !room) {
-    spdlog::warn("{}: fork of {} clone(s) of {} vCPU(s) refused: {}", name_, clones, vcpus_.size(),
-                 room.error().message);
-    return kFailed;
-  }
-  // The forker's request is the one being served: its copy stands after
-  // the `out`, with RAX set per clone.
-  Result<Frozen> frozen = freeze(&forker);
-  if (!frozen) {
-    spdlog::warn("{}: fork refused: {}", name_, frozen.error().message);
-    return kFailed;
-  }
-  const uint32_t names_before = clones_made_;
-  Result<std::vector<std::unique_ptr<Vm>>> built =
-      build_clones(*frozen->memory, frozen->vcpus, forker.index(), clones, requested_ns);
-  if (!built) {
-    clones_made_ = names_before;  // no clone of this fork ran: the names are free again
-    spdlog::warn("{}: fork of {} clone(s) refused: {}", name_, clones, built.error().message);
-    return kFailed;
-  }
-  for (std::unique_ptr<Vm>& clone : *built) {
-    // Spawned already: the launch cannot fail.
-    if (Result<void> launched = monitor_.launch(std::move(clone)); !launched) {
-      spdlog::error("{}: {}", name_, launched.error().message);
-    }
-  }
-  return 0;
 }
 
 Result<Vm::Frozen> Vm::freeze(Vcpu* requester) {
@@ -314,34 +263,8 @@ Result<Vm::Frozen> Vm::freeze(Vcpu* requester) {
 }
 
 void Vm::fail(const std::string& cause) {
-  monitor_.report_vm_error(fmt::format("{}: {}", name_, cause));
+  monitor_.report_vm_error(name_, fmt::format("{}: {}", name_, cause));
   end(kVmErrorStatus);
-}
-
-Result<std::vector<std::unique_ptr<Vm>>> Vm::build_clones(const MemorySnapshot& snapshot,
-                                                          std::vector<VcpuSnapshot>& states,
-                                                          uint32_t forker, uint32_t clones,
-                                                          uint64_t requested_ns) {
-  // Every clone is built, its threads made, before any starts: on an error
-  // none does (the built ones are abandoned and destroyed).
-  std::vector<std::unique_ptr<Vm>> built;
-  for (uint32_t k = 1; k <= clones; ++k) {
-    Result<std::unique_ptr<AddressSpace>> space = snapshot.spawn(next_clone_name());
-    if (!space) return space.error();
-    if (Result<void> tagged = write_clone_id(**space, k); !tagged) return tagged.error();
-    states[forker].cpu.regs.rax() = k;
-    const std::string name = (*space)->name();
-    Result<std::unique_ptr<Vm>> clone =
-        Vm::create(monitor_, hypervisor_, name, std::move(*space), layout_, states, requested_ns);
-    if (!clone) return clone.error();
-    if (Result<void> spawned = (*clone)->spawn(); !spawned) return spawned.error();
-    built.push_back(std::move(*clone));
-  }
-  return built;
-}
-
-std::string Vm::next_clone_name() {
-  return fmt::format("{}.{}", name_, ++clones_made_);
 }
 
 bool Vm::one_fewer_running_locked() {
@@ -367,7 +290,7 @@ void Vm::vcpu_halted(Vcpu& /*vcpu*/) {
 
 void Vm::vcpu_failed(Vcpu& vcpu, const std::string& cause) {
   // The interpreter's causes name the instruction and its RIP.
-  monitor_.report_vm_error(fmt::format("{} vCPU {}: {}", name_, vcpu.index(), cause));
+  monitor_.report_vm_error(name_, fmt::format("{} vCPU {}: {}", name_, vcpu.index(), cause));
   end(kVmErrorStatus);
 }
 
@@ -391,7 +314,7 @@ void Vm::note_first_instruction() {
 }
 
 void Vm::memory_failed(const std::string& cause) {
-  monitor_.report_vm_error(fmt::format("{}: memory fault: {}", name_, cause));
+  monitor_.report_vm_error(name_, fmt::format("{}: memory fault: {}", name_, cause));
   end(kVmErrorStatus);
 }
 

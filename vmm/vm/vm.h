@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,7 @@
 #include "vmm/hypervisor/vcpu.h"
 #include "vmm/hypervisor/vm_host.h"
 #include "vmm/vm/console.h"
+#include "vmm/vm/journal.h"
 #include "vmm/vm/ports.h"
 #include "vmm/vm/vcpu_pause.h"
 
@@ -43,6 +45,7 @@ inline constexpr uint32_t kVmErrorStatus = 1;
 
 // A snapshot written (DESIGN section 7).
 struct SnapshotReport {
+  std::string vm;
   std::filesystem::path dir;
   uint64_t pause_ns = 0;  // the vCPUs stopped: states captured, the memory frozen (O(1))
   uint64_t write_ns = 0;  // the files, written while the VM ran on
@@ -86,12 +89,47 @@ class Vm final : public VmHost {
   Engine engine() const { return hypervisor_.engine(); }
   const GuestLayout& layout() const { return layout_; }
 
-  // Snapshots the running VM into `dir` from a host thread, whatever its
-  // vCPUs are doing (DESIGN section 7): they stop at an instruction
-  // boundary while their states are captured and the memory is frozen, then
-  // run on while the files are written from the frozen frames. A VM
-  // restored from a snapshot writes a diff against it.
-  Result<SnapshotReport> snapshot_to(const std::filesystem::path& dir);
+  // Where a VM came from: the VM it was forked from, or the snapshot
+  // directory it was restored from, and its clone id there (1..N).
+  struct Lineage {
+    std::string parent;
+    uint32_t clone_id = 0;
+  };
+  // Before the monitor launches it.
+  void set_lineage(Lineage lineage) { lineage_ = std::move(lineage); }
+  const std::optional<Lineage>& lineage() const { return lineage_; }
+  // What the VM printed (line by line); it outlives the VM.
+  const std::shared_ptr<Journal>& console_journal() const { return console_.journal(); }
+
+  // --- From a host thread (the control API): each stops every vCPU at an
+  // instruction boundary (VcpuPause::take_from_outside) unless the VM is
+  // paused already, and lets them run on after. One at a time. A VM that
+  // ended (or was never started) refuses them with kWrongState. ---
+  enum class SnapshotKind {
+    kAuto,  // a diff for a VM restored from a snapshot, else full
+    kFull,  // every page, with no parent
+    kDiff,  // only pages no longer shared with the snapshot it was restored from
+  };
+  // Snapshots the running VM into `dir` (DESIGN section 7): its vCPUs stop
+  // while their states are captured and the memory is frozen, then run on
+  // while the files are written from the frozen frames.
+  Result<SnapshotReport> snapshot_to(const std::filesystem::path& dir,
+                                     SnapshotKind kind = SnapshotKind::kAuto);
+  // Forks the VM into `clones` clones as the fork port does, but from
+  // outside: no vCPU is told (clone k learns k from its boot-info page). The
+  // clones start at once, even when the VM is paused. Returns their names.
+  Result<std::vector<std::string>> fork_from_outside(uint32_t clones);
+  // Keeps every vCPU parked until resume(); kWrongState when paused already.
+  // `then` runs once it is done, before any other operation from outside
+  // (the control API records the new state there, in order).
+  Result<void> pause(const std::function<void()>& then = {});
+  Result<void> resume(const std::function<void()>& then = {});
+  bool paused() const;
+  // What the VM's space holds, walked while it is paused (exact: no fault
+  // is in flight); kWrongState when it is not paused.
+  Result<SpaceAccounting> account_while_paused() const;
+  // The engine's own counters of the VM (kvm: host mappings, realized runs).
+  std::vector<EngineCounter> engine_counters() const { return machine_->counters(); }
   // Logs what the engine counted of the VM (once it has ended).
   void log_engine_counters() const { machine_->log_counters(name_); }
 
@@ -131,6 +169,10 @@ class Vm final : public VmHost {
   // VcpuPause's try_take and wait_until_others_parked, with the other vCPUs
   // kicked to their boundary in between.
   bool pause_others(Vcpu& pauser);
+  // For an operation from outside, outside_mutex_ held: every vCPU parked
+  // (the pause taken for `host`), or they are already (paused_).
+  Result<void> stop_vcpus_locked(PauseMember& host);
+  void restart_vcpus_locked();
   // Performs `vcpu`'s fork request (it stopped right after its `out`).
   // False: another vCPU is pausing the VM; park, then try again.
   bool try_fork(Vcpu& vcpu, uint32_t clones);
@@ -149,18 +191,21 @@ class Vm final : public VmHost {
   // VM ends.
   Result<Frozen> freeze(Vcpu* requester);
   Result<SnapshotReport> write_frozen(const std::filesystem::path& dir, const Frozen& frozen,
-                                      std::optional<uint32_t> requester, uint64_t pause_ns);
+                                      std::optional<uint32_t> requester, uint64_t pause_ns,
+                                      SnapshotKind kind = SnapshotKind::kAuto);
   // Ends the VM on an error of its own (not one vCPU's).
   void fail(const std::string& cause);
-  // Builds the clones of a fork; the caller stopped every vCPU. RAX for the
-  // forking vCPU: 0, or -1 when no clone could start (refused: a warning
-  // names the reason).
-  uint64_t build_clones_while_paused(Vcpu& forker, uint32_t clones, uint64_t requested_ns);
+  // Builds and launches the clones of a fork; the caller stopped every
+  // vCPU. `forker` (none from outside) resumes in each clone k with RAX = k.
+  // Refused, nothing started, when they would not fit the monitor's vCPU
+  // limit or one cannot be built. Returns the clones' names.
+  Result<std::vector<std::string>> fork_stopped(Vcpu* forker, uint32_t clones,
+                                                uint64_t requested_ns);
   // The clones of `snapshot`; none when one cannot be built.
   Result<std::vector<std::unique_ptr<Vm>>> build_clones(const MemorySnapshot& snapshot,
                                                         std::vector<VcpuSnapshot>& states,
-                                                        uint32_t forker, uint32_t clones,
-                                                        uint64_t requested_ns);
+                                                        std::optional<uint32_t> forker,
+                                                        uint32_t clones, uint64_t requested_ns);
   std::string next_clone_name();
 
   Monitor& monitor_;
@@ -171,6 +216,7 @@ class Vm final : public VmHost {
   std::unique_ptr<Machine> machine_;  // after space_: it may map it; outlives vcpus_
   const GuestLayout layout_;
   const std::optional<uint64_t> fork_request_ns_;
+  std::optional<Lineage> lineage_;  // set before the launch
   std::atomic<bool> first_instruction_seen_{false};
   Console console_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;  // fixed once created
@@ -187,6 +233,11 @@ class Vm final : public VmHost {
   bool started_ = false;            // guarded by mutex_: threads may run guest code
   bool launched_ = false;           // guarded by mutex_: the monitor took the VM
   uint32_t clones_made_ = 0;        // guarded by the pause (only the pauser forks)
+  // Operations from outside, one at a time; paused_: the pause is held for
+  // outside_pauser_ until resume().
+  mutable std::mutex outside_mutex_;
+  std::unique_ptr<PauseMember> outside_pauser_;
+  bool paused_ = false;  // guarded by outside_mutex_
   // Per vCPU, its own thread's: its pending request at the fork device is a
   // snapshot (port 0x511), not a fork.
   std::vector<uint8_t> snapshot_requested_;

@@ -15,35 +15,25 @@
 
 namespace vmfork {
 
-namespace {
-
-// The holder of a pause taken from outside: it runs no guest code, so it
-// has no shootdowns or reclamation to leave and rejoin.
-class HostPauser final : public PauseMember {
- public:
-  void parking() override {}
-  void resuming() override {}
-};
-
-}  // namespace
-
-Result<SnapshotReport> Vm::snapshot_to(const std::filesystem::path& dir) {
+Result<SnapshotReport> Vm::snapshot_to(const std::filesystem::path& dir, SnapshotKind kind) {
   const uint64_t start = now_ns();
-  HostPauser host;
-  if (!pause_.take_from_outside(host)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("{} ended before it could be snapshotted", name_));
+  Result<Frozen> frozen = make_error(ErrorCode::kInternal, "not frozen");
+  {
+    std::lock_guard outside(outside_mutex_);
+    if (Result<void> stopped = stop_vcpus_locked(*outside_pauser_); !stopped) {
+      return stopped.error();
+    }
+    frozen = ending() ? Result<Frozen>(make_error(
+                            ErrorCode::kWrongState,
+                            fmt::format("{} ended before it could be snapshotted", name_)))
+                      : freeze(nullptr);
+    restart_vcpus_locked();
   }
-  kick_all(nullptr);
-  Result<Frozen> frozen =
-      pause_.wait_until_all_parked()
-          ? freeze(nullptr)
-          : Result<Frozen>(make_error(ErrorCode::kInvalidArgument,
-                                      fmt::format("{} ended while it was being paused", name_)));
-  pause_.resume_others();
   const uint64_t pause_ns = now_ns() - start;
   if (!frozen) return frozen.error();
-  return write_frozen(dir, *frozen, std::nullopt, pause_ns);
+  // The files are written while the VM runs on (or stays paused), and while
+  // other operations from outside go ahead.
+  return write_frozen(dir, *frozen, std::nullopt, pause_ns, kind);
 }
 
 bool Vm::try_snapshot(Vcpu& requester) {
@@ -82,8 +72,16 @@ bool Vm::try_snapshot(Vcpu& requester) {
 }
 
 Result<SnapshotReport> Vm::write_frozen(const std::filesystem::path& dir, const Frozen& frozen,
-                                        std::optional<uint32_t> requester, uint64_t pause_ns) {
-  const std::shared_ptr<PageCache>& restored_from = frozen.memory->page_cache();
+                                        std::optional<uint32_t> requester, uint64_t pause_ns,
+                                        SnapshotKind kind) {
+  std::shared_ptr<PageCache> restored_from = frozen.memory->page_cache();
+  if (kind == SnapshotKind::kDiff && !restored_from) {
+    return make_error(ErrorCode::kWrongState,
+                      fmt::format("{} was not restored from a snapshot: a diff has no parent "
+                                  "(take a Full snapshot)",
+                                  name_));
+  }
+  if (kind == SnapshotKind::kFull) restored_from.reset();
   SnapshotConfig config{.vcpus = vcpu_count(),
                         .ram_bytes = layout_.ram_bytes(),
                         .guest = monitor_.guest_label(),
@@ -101,7 +99,8 @@ Result<SnapshotReport> Vm::write_frozen(const std::filesystem::path& dir, const 
   };
   Result<SnapshotWriteStats> stats = write_snapshot(dir, config, state, walk);
   if (!stats) return stats.error();
-  SnapshotReport report{.dir = dir,
+  SnapshotReport report{.vm = name_,
+                        .dir = dir,
                         .pause_ns = pause_ns,
                         .write_ns = stats->write_ns,
                         .pages = stats->pages_written,
