@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,23 @@ nlohmann::json parse_json(const ProcessRun& run) {
   EXPECT_FALSE(json.is_discarded()) << "stdout is not one JSON value:\n" << run.output;
   EXPECT_TRUE(json.is_object()) << run.output;
   return json;
+}
+
+// The whole of a file, or an empty string if it cannot be read.
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// What --plot writes: one standalone SVG document naming `names`.
+void expect_svg_chart(const std::string& path, std::initializer_list<const char*> names) {
+  const std::string svg = read_file(path);
+  ASSERT_FALSE(svg.empty()) << path << " was not written";
+  EXPECT_EQ(svg.rfind("<?xml", 0), 0u) << svg;
+  EXPECT_NE(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos) << svg;
+  EXPECT_EQ(svg.substr(svg.size() - 7), "</svg>\n") << svg;
+  for (const char* name : names)
+    EXPECT_NE(svg.find(name), std::string::npos) << name << " in " << svg;
 }
 
 void expect_positive_number(const nlohmann::json& object, const char* field) {
@@ -308,6 +327,47 @@ TEST(VmforkCli, RestoreRefusesMoreWorkPagesThanTheRamHolds) {
       Capture::kStdoutAndStderr);
   EXPECT_NE(run.exit_status, 0);
   EXPECT_NE(run.output.find("--work-pages"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, ForkPlotWritesAnSvgChartBesideTheTable) {
+  const std::string path = testing::TempDir() + "vmfork_cli_fork_plot.svg";
+  std::remove(path.c_str());
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench fork --sizes 4M,8M --clones 1,2 --repeat 1 --fork-repeat 1 "
+      "--plot '" +
+          path + "'",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  EXPECT_NE(run.output.find("fork median"), std::string::npos) << run.output;
+  expect_svg_chart(path, {"1 clone", "2 clones", "Linux fork()", "4 MiB", "8 MiB"});
+  std::remove(path.c_str());
+}
+
+TEST(VmforkCli, RestorePlotWritesAnSvgChartBesideTheJson) {
+  const std::string path = testing::TempDir() + "vmfork_cli_restore_plot.svg";
+  std::remove(path.c_str());
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench restore --json --sizes 64M --clones 1 --repeat 1 --work-pages 16 "
+      "--plot '" +
+          path + "'",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  parse_json(run);
+  expect_svg_chart(path, {"lazy, 1 clone", "eager, 1 clone", "prefetch, 1 clone", "64 MiB"});
+  std::remove(path.c_str());
+}
+
+TEST(VmforkCli, PlotToAnUnwritablePathFailsBeforeTheBench) {
+  // Default logging: a bench that ran would have logged its rows
+  // ("fork bench: ...") and printed its table.
+  const ProcessRun run = run_vmfork(
+      "bench fork --sizes 4M --clones 1 --repeat 1 --fork-repeat 1 "
+      "--plot /nonexistent-dir/fork.svg",
+      Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("--plot /nonexistent-dir/fork.svg"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("fork bench:"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("fork median"), std::string::npos) << run.output;
 }
 
 }  // namespace

@@ -5,11 +5,15 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "vmm/bench/bench_charts.h"
 #include "vmm/bench/clone_bench.h"
 #include "vmm/bench/cow_bench.h"
+#include "vmm/bench/plot_file.h"
 #include "vmm/bench/report.h"
 #include "vmm/bench/restore_bench.h"
 #include "vmm/cli/choice_arg.h"
@@ -21,13 +25,15 @@ namespace {
 
 enum class OutputFormat : uint8_t { kTable, kJson };
 
+int fail(const Error& error) {
+  // Errors are always shown, whatever the log level.
+  fmt::print(stderr, "vmfork: {} ({})\n", error.message, to_string(error.code));
+  return 1;
+}
+
 template <class Report>
 int emit(const Result<Report>& report, OutputFormat format) {
-  if (!report) {
-    // Errors are always shown, whatever the log level.
-    fmt::print(stderr, "vmfork: {} ({})\n", report.error().message, to_string(report.error().code));
-    return 1;
-  }
+  if (!report) return fail(report.error());
   if (format == OutputFormat::kJson) {
     // Exactly one JSON object on stdout; logs went to stderr.
     fmt::print(stdout, "{}\n", to_json(report.value()).dump(2));
@@ -36,6 +42,34 @@ int emit(const Result<Report>& report, OutputFormat format) {
   }
   std::fflush(stdout);
   return 0;
+}
+
+// Runs a bench and prints its report; with --plot (a non-empty
+// `plot_path`), also draws `chart` of the same report into that file, which
+// is opened first: an unwritable path fails before the bench runs.
+template <class Run, class Draw>
+int emit_with_plot(Run run, OutputFormat format, const std::string& plot_path, Draw chart) {
+  std::optional<PlotFile> plot;
+  if (!plot_path.empty()) {
+    Result<PlotFile> opened = PlotFile::open(plot_path);
+    if (!opened) return fail(opened.error());
+    plot.emplace(std::move(*opened));
+  }
+  const auto report = run();
+  if (const int status = emit(report, format); status != 0 || !plot) return status;
+  if (Result<void> written = plot->write(render_svg(chart(report.value()))); !written) {
+    return fail(written.error());
+  }
+  return 0;
+}
+
+void add_plot_option(CLI::App& command, std::string& path) {
+  command
+      .add_option("--plot", path,
+                  "Also draw the results as an SVG chart into FILE (latency against guest RAM, "
+                  "log scales where the data spans decades); FILE is opened before the bench "
+                  "runs")
+      ->type_name("FILE.svg");
 }
 
 struct CloneArgs {
@@ -48,12 +82,14 @@ struct ForkArgs {
   ForkBenchOptions options{.sizes = {uint64_t{64} << 20, uint64_t{1} << 30, uint64_t{4} << 30},
                            .clones = {1, 8, 64}};
   bool json = false;
+  std::string plot;  // --plot: empty for none
 };
 
 struct RestoreArgs {
   RestoreBenchOptions options{.sizes = {uint64_t{64} << 20, uint64_t{1} << 30, uint64_t{4} << 30},
                               .clones = {1, 8, 64}};
   bool json = false;
+  std::string plot;  // --plot: empty for none
 };
 
 struct CpuArgs {
@@ -190,8 +226,12 @@ void add_fork(CLI::App& bench, Command& chosen) {
                  "\"fork_ns_median\",\"linux_fork_ns_median\" (null above --fork-max), "
                  "and for --engine kvm \"soft_fork_ns_median\",\"engine_over_soft\","
                  "\"engine_over_kvm_create\", ...}], \"kvm_create_vm_ns_median\" (kvm)}");
+  add_plot_option(*fork, args->plot);
   fork->callback([args, &chosen] {
-    chosen = [args] { return emit(run_fork_bench(args->options), format_of(args->json)); };
+    chosen = [args] {
+      return emit_with_plot([&] { return run_fork_bench(args->options); }, format_of(args->json),
+                            args->plot, fork_chart);
+    };
   });
 }
 
@@ -264,8 +304,12 @@ void add_restore(CLI::App& bench, Command& chosen) {
                     "\"pause_ns\",\"write_ns\", ...}],\"results\":[{\"ram_bytes\",\"clones\","
                     "\"mode\",\"first_instruction_ns_median\",\"first_instruction_ns_max\","
                     "\"work_ns_median\", ...}],\"ratios\":{...}}");
+  add_plot_option(*restore, args->plot);
   restore->callback([args, &chosen] {
-    chosen = [args] { return emit(run_restore_bench(args->options), format_of(args->json)); };
+    chosen = [args] {
+      return emit_with_plot([&] { return run_restore_bench(args->options); }, format_of(args->json),
+                            args->plot, restore_chart);
+    };
   });
 }
 

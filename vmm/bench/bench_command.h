@@ -1,5 +1,5 @@
-// `vmfork bench <clone|cow>`: registers the bench subcommands and their
-// options; the chosen one runs after the whole command line parsed.
+// `vmfork bench <clone|cow|fork|cpu|restore>`: registers the bench subcommands and
+// their options; the chosen one runs after the whole command line parsed.
 #pragma once
 
 #include <functional>

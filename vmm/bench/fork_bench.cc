@@ -1,5 +1,6 @@
 #include "vmm/bench/fork_bench.h"
 
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include <memory>
@@ -9,6 +10,7 @@
 #include "vmm/bench/host_memory.h"
 #include "vmm/bench/kvm_baseline.h"
 #include "vmm/bench/linux_baseline.h"
+#include "vmm/bench/progress.h"
 #include "vmm/bench/stats.h"
 #include "vmm/cli/size_arg.h"
 #include "vmm/engines/open_hypervisor.h"
@@ -69,6 +71,11 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
     if (!create) return create.error();
     report.kvm_create_ns_median = *create;
   }
+  // One run per fork_once: every repeat of every (size, clones), twice for
+  // an engine other than soft (the soft engine beside it).
+  const int engines = options.engine == Engine::kSoft ? 1 : 2;
+  Progress progress("bench fork", static_cast<int>(options.sizes.size() * options.clones.size()) *
+                                      options.repeat * engines);
   for (uint64_t ram_bytes : options.sizes) {
     // Before any VM thread exists: the baseline forks this process.
     std::optional<uint64_t> linux_ns;
@@ -79,7 +86,9 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
     }
     for (uint32_t clones : options.clones) {
       std::vector<uint64_t> samples;
+      const std::string what = fmt::format("{} x {} clone(s)", cli::format_size(ram_bytes), clones);
       for (int i = 0; i < options.repeat; ++i) {
+        progress.start_run(what);
         Result<std::vector<uint64_t>> latencies = fork_once(options.engine, ram_bytes, clones);
         if (!latencies) return latencies.error();
         samples.insert(samples.end(), latencies->begin(), latencies->end());
@@ -93,6 +102,7 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
       if (options.engine != Engine::kSoft) {
         std::vector<uint64_t> soft;
         for (int i = 0; i < options.repeat; ++i) {
+          progress.start_run(what + " (soft engine)");
           Result<std::vector<uint64_t>> latencies = fork_once(Engine::kSoft, ram_bytes, clones);
           if (!latencies) return latencies.error();
           soft.insert(soft.end(), latencies->begin(), latencies->end());

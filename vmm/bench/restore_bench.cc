@@ -18,6 +18,7 @@
 
 #include "vmm/bench/guest_code.h"
 #include "vmm/bench/host_memory.h"
+#include "vmm/bench/progress.h"
 #include "vmm/bench/stats.h"
 #include "vmm/boot/guest_layout.h"
 #include "vmm/cli/size_arg.h"
@@ -302,7 +303,7 @@ Result<void> check_options(const RestoreBenchOptions& options) {
 
 // Every restore of one size, from its own snapshot (removed at the end).
 Result<void> bench_size(const RestoreBenchOptions& options, uint64_t ram_bytes,
-                        RestoreBenchReport& report) {
+                        RestoreBenchReport& report, Progress& progress) {
   Result<GuestLayout> layout = GuestLayout::create(ram_bytes, 1);
   if (!layout) return layout.error();
   Result<WorkSpread> spread = work_spread(*layout, options.work_pages);
@@ -318,10 +319,12 @@ Result<void> bench_size(const RestoreBenchOptions& options, uint64_t ram_bytes,
                                   cli::format_size(disk.available >> 20 << 20)));
   }
 
+  progress.start_run(fmt::format("{} snapshot", cli::format_size(ram_bytes)));
   Result<RestoreSnapshotRow> snapshot =
       make_snapshot(options.engine, dir->path(), *layout, *spread, options.work_pages);
   if (!snapshot) return snapshot.error();
   // The working set of the prefetch mode: what one lazy clone read.
+  progress.start_run(fmt::format("{} working set", cli::format_size(ram_bytes)));
   Result<RestoreRun> recording = restore_once(options.engine, dir->path(), ram_bytes, 1,
                                               options.work_pages, RestoreMode::kLazy);
   if (!recording) return recording.error();
@@ -345,7 +348,10 @@ Result<void> bench_size(const RestoreBenchOptions& options, uint64_t ram_bytes,
       std::vector<uint64_t> open;
       std::vector<uint64_t> read;
       std::vector<uint64_t> build;
+      const std::string what =
+          fmt::format("{} x {} clone(s), {}", cli::format_size(ram_bytes), clones, to_string(mode));
       for (int i = 0; i < options.repeat; ++i) {
+        progress.start_run(what);
         Result<RestoreRun> run =
             restore_once(options.engine, dir->path(), ram_bytes, clones, options.work_pages, mode);
         if (!run) return run.error();
@@ -399,8 +405,14 @@ Result<RestoreBenchReport> run_restore_bench(const RestoreBenchOptions& options)
                             .repeat = options.repeat,
                             .snapshots = {},
                             .rows = {}};
+  // Per size: the snapshot, the working set's recording, then every restore.
+  const size_t restores =
+      options.clones.size() * kRestoreModes.size() * static_cast<size_t>(options.repeat);
+  Progress progress("bench restore", static_cast<int>(options.sizes.size() * (2 + restores)));
   for (uint64_t ram_bytes : options.sizes) {
-    if (Result<void> done = bench_size(options, ram_bytes, report); !done) return done.error();
+    if (Result<void> done = bench_size(options, ram_bytes, report, progress); !done) {
+      return done.error();
+    }
   }
   return report;
 }
