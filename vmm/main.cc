@@ -12,6 +12,8 @@
 #include "vmm/cli/log_level.h"
 #include "vmm/cli/restore_command.h"
 #include "vmm/cli/run_command.h"
+#include "vmm/cli/serve_command.h"
+#include "vmm/cli/vm_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"vmfork: a KVM-based VMM whose guest memory is cloned copy-on-write", "vmfork"};
@@ -26,6 +28,8 @@ int main(int argc, char** argv) {
   vmfork::cli::add_run_command(app, chosen);
   vmfork::cli::add_restore_command(app, chosen);
   vmfork::bench::add_bench_command(app, chosen);
+  vmfork::cli::add_serve_command(app, chosen);
+  vmfork::cli::add_vm_command(app, chosen);
 
   try {
     app.parse(argc, argv);
