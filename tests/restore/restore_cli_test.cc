@@ -24,6 +24,8 @@
 #include <xxhash.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/text_lines.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -46,13 +48,7 @@ void write_file(const fs::path& path, const std::string& bytes) {
   out << bytes;
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    lines.push_back(line);
-  return lines;
-}
+using vmfork::testing::lines_of;
 
 size_t count_line(const std::string& text, const std::string& line) {
   const std::vector<std::string> lines = lines_of(text);

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/text_lines.h"
 #include "vmm/api/metrics.h"
 
 namespace vmfork::api {
@@ -83,13 +84,7 @@ nlohmann::json metrics_with(const LatencyHistogram& fork, const std::string& vm_
   };
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    lines.push_back(line);
-  return lines;
-}
+using vmfork::testing::lines_of;
 
 bool has_line(const std::string& text, const std::string& line) {
   for (const std::string& l : lines_of(text))
