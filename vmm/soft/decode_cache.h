@@ -8,7 +8,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -51,13 +50,16 @@ class DecodeCache {
   bool holds_page(uint64_t page) const;
   void add_page(uint64_t page);
 
-  // calloc'd: zero is "no entry" (epoch 0), and the allocator maps fresh
-  // zero pages that are touched only as code gets cached. A vCPU (and so
-  // every clone) starts without faulting in half a megabyte up front.
-  struct Free {
-    void operator()(Entry* entries) const { std::free(entries); }
+  // A private anonymous mapping of its own: zero is "no entry" (epoch 0),
+  // and its pages are the kernel's zero pages until code gets cached there.
+  // A vCPU (and so every clone) starts without touching half a megabyte up
+  // front. Not calloc: once a block this size has been freed, glibc raises
+  // its mmap threshold and serves the next one from a heap, zeroed by
+  // memset on the fork's request path.
+  struct Unmap {
+    void operator()(Entry* entries) const;
   };
-  std::unique_ptr<Entry[], Free> entries_;
+  std::unique_ptr<Entry[], Unmap> entries_;
   uint64_t epoch_ = 1;
   std::vector<uint64_t> code_pages_;  // page numbers of cached code, at most kMaxCodePages
   std::array<uint64_t, 4> filter_{};  // a bit per (page mod 256): cheap "not code" for writes
