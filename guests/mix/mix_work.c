@@ -11,7 +11,8 @@ uint16_t mix_crc16(uint16_t crc, const uint8_t* bytes, uint32_t n) {
   for (uint32_t i = 0; i < n; ++i) {
     crc = (uint16_t)(crc ^ (uint16_t)(bytes[i] << 8));
     for (int bit = 0; bit < 8; ++bit) {
-      crc = (crc & 0x8000u) != 0 ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+      const uint32_t shifted = (uint32_t)crc << 1;
+      crc = (uint16_t)((crc & 0x8000u) != 0 ? shifted ^ 0x1021u : shifted);
     }
   }
   return crc;
