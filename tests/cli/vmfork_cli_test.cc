@@ -252,6 +252,54 @@ TEST(VmforkCli, CowWithoutJsonPrintsATable) {
   EXPECT_NE(run.output.find("kernel"), std::string::npos) << run.output;
 }
 
+// Also: the guest's console line ("[mix] mix iterations ...") stays off
+// stdout, which holds the one JSON object.
+TEST(VmforkCli, CpuJsonHasTheMixFields) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench cpu --json --iterations 1000 --repeat 1 --mix-iterations 10",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const nlohmann::json json = parse_json(run);
+  expect_positive_number(json, "mips");
+  expect_positive_number(json, "host_mips");
+  ASSERT_TRUE(json.contains("mix") && json["mix"].is_object()) << run.output;
+  const nlohmann::json& mix = json["mix"];
+  expect_positive_number(mix, "guest_iterations");
+  EXPECT_EQ(mix["host_iterations"], 10) << run.output;
+  ASSERT_TRUE(mix.contains("crc") && mix["crc"].is_string()) << run.output;
+  expect_positive_number(mix, "soft_iterations_per_sec");
+  expect_positive_number(mix, "native_iterations_per_sec");
+  expect_positive_number(mix, "soft_over_native");
+  // qemu-x86_64 is optional on the host: its figures are numbers or null together.
+  ASSERT_TRUE(mix.contains("qemu") && mix.contains("qemu_iterations_per_sec") &&
+              mix.contains("soft_over_qemu"))
+      << run.output;
+  if (mix["qemu"].is_null()) {
+    EXPECT_TRUE(mix["qemu_iterations_per_sec"].is_null()) << run.output;
+    EXPECT_TRUE(mix["soft_over_qemu"].is_null()) << run.output;
+  } else {
+    expect_positive_number(mix, "qemu_iterations_per_sec");
+    expect_positive_number(mix, "soft_over_qemu");
+  }
+}
+
+TEST(VmforkCli, CpuWithoutJsonPrintsTheMix) {
+  const ProcessRun run =
+      run_vmfork("--log-level off bench cpu --iterations 1000 --repeat 1 --mix-iterations 10",
+                 Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  EXPECT_NE(run.output.find("MIPS"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("soft / native"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("[mix]"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, CpuWithAMissingMixGuestFails) {
+  const ProcessRun run = run_vmfork("bench cpu --repeat 1 --mix-guest /nonexistent/mix.elf",
+                                    Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0) << run.output;
+  EXPECT_NE(run.output.find("/nonexistent/mix.elf"), std::string::npos) << run.output;
+}
+
 TEST(VmforkCli, RestoreJsonHasTheRequiredFields) {
   const ProcessRun run = run_vmfork(
       "--log-level off bench restore --json --sizes 64M --clones 1,2 --repeat 1 "

@@ -241,7 +241,12 @@ void add_cpu(CLI::App& bench, Command& chosen) {
       "cpu",
       "Engine speed: a 1-vCPU guest runs an integer loop (add, xor, dec, jnz) on --engine; "
       "millions of guest instructions per second, median of --repeat runs. In the same run: "
-      "the same loop natively on the host and, for --engine kvm, on the soft engine.");
+      "the same loop natively on the host and, for --engine kvm, on the soft engine. Then "
+      "realistic code: the guest guests/mix.elf (linked lists, small matrices, a state machine, "
+      "CRC-16; a fixed iteration count) on the soft engine (and on --engine), the same C code "
+      "natively in vmfork, and, when qemu-x86_64 is installed, bench/mix_native under it; "
+      "iterations per second, medians of --repeat runs, and the ratios soft / native and "
+      "soft / qemu.");
   cpu->fallthrough();
   cpu->add_option("--iterations", args->options.iterations,
                   "Loop iterations, 4 instructions each (default: 25000000)")
@@ -250,10 +255,22 @@ void add_cpu(CLI::App& bench, Command& chosen) {
   cpu->add_option("--repeat", args->options.repeat, "Runs (default: 3)")
       ->type_name("N")
       ->check(CLI::Range(1, 1000));
+  cpu->add_option("--mix-iterations", args->options.mix.host_iterations,
+                  "Iterations of the mix natively and under qemu-x86_64 (the guest's are fixed "
+                  "when it is built) (default: 20000)")
+      ->type_name("N")
+      ->check(CLI::Range(1u, 100'000'000u));
+  cpu->add_option("--mix-guest", args->options.mix.guest,
+                  "The mix guest (default: guests/mix.elf beside the vmfork binary)")
+      ->type_name("PATH")
+      ->check(CLI::ExistingFile);
   add_engine_option(*cpu, args->options.engine);
   cpu->add_flag("--json", args->json,
                 "Print one JSON object: {\"engine\",\"mips\",\"host_mips\",\"engine_over_host\","
-                "\"soft_mips\",\"engine_over_soft\" (null for --engine soft), ...}");
+                "\"soft_mips\",\"engine_over_soft\" (null for --engine soft), \"mix\":{"
+                "\"guest_iterations\",\"crc\",\"soft_iterations_per_sec\","
+                "\"native_iterations_per_sec\",\"qemu_iterations_per_sec\",\"soft_over_native\","
+                "\"soft_over_qemu\" (null without qemu-x86_64), ...}}");
   cpu->callback([args, &chosen] {
     chosen = [args] { return emit(run_cpu_bench(args->options), format_of(args->json)); };
   });

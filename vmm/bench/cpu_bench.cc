@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vmm/bench/guest_code.h"
@@ -74,6 +75,12 @@ Result<CpuBenchReport> run_cpu_bench(const CpuBenchOptions& options) {
     if (!soft) return soft.error();
     report.soft_mips = *soft;
   }
+  MixBenchOptions mix = options.mix;
+  mix.engine = options.engine;
+  mix.repeat = options.repeat;
+  Result<MixBenchReport> mixed = run_mix_bench(mix);
+  if (!mixed) return mixed.error();
+  report.mix = std::move(*mixed);
   return report;
 }
 

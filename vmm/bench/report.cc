@@ -124,6 +124,63 @@ double hundredths(double value) {
   return std::round(value * 100) / 100;
 }
 
+// Ratios of rates that may be far below 1 (soft / native): 4 significant
+// digits.
+double significant4(double value) {
+  if (value <= 0) return 0;
+  const double scale = std::pow(10.0, 3 - std::floor(std::log10(value)));
+  return std::round(value * scale) / scale;
+}
+
+nlohmann::json mix_json(const MixBenchReport& mix) {
+  auto one_decimal = [](double value) { return std::round(value * 10) / 10; };
+  nlohmann::json out = {
+      {"guest", mix.guest.string()},
+      {"guest_iterations", mix.guest_iterations},
+      {"crc", fmt::format("{:#06x}", mix.crc)},
+      {"host_iterations", mix.host_iterations},
+      {"soft_iterations_per_sec", one_decimal(mix.soft_per_sec)},
+      {"engine_iterations_per_sec", nullptr},
+      {"native_iterations_per_sec", one_decimal(mix.native_per_sec)},
+      {"qemu", nullptr},
+      {"qemu_iterations_per_sec", nullptr},
+      {"soft_over_native", significant4(ratio(mix.soft_per_sec, mix.native_per_sec))},
+      {"soft_over_qemu", nullptr},
+      {"engine_over_native", nullptr}};
+  if (mix.engine_per_sec) {
+    out["engine_iterations_per_sec"] = one_decimal(*mix.engine_per_sec);
+    out["engine_over_native"] = significant4(ratio(*mix.engine_per_sec, mix.native_per_sec));
+  }
+  if (mix.qemu) out["qemu"] = mix.qemu->string();
+  if (mix.qemu_per_sec) {
+    out["qemu_iterations_per_sec"] = one_decimal(*mix.qemu_per_sec);
+    out["soft_over_qemu"] = significant4(ratio(mix.soft_per_sec, *mix.qemu_per_sec));
+  }
+  return out;
+}
+
+void print_mix_table(const MixBenchReport& mix, Engine engine, std::FILE* out) {
+  fmt::print(out,
+             "mix ({}: lists, matrices, a state machine, CRC-16; {} iterations, crc {:#06x}):\n",
+             mix.guest.string(), mix.guest_iterations, mix.crc);
+  fmt::print(out, "  soft engine:            {:>12.1f} iterations/s\n", mix.soft_per_sec);
+  if (mix.engine_per_sec) {
+    fmt::print(out, "  {:<22} {:>12.1f} iterations/s  ({} / native: {:.4g})\n",
+               fmt::format("{} engine:", to_string(engine)), *mix.engine_per_sec, to_string(engine),
+               ratio(*mix.engine_per_sec, mix.native_per_sec));
+  }
+  fmt::print(out, "  native (same C code):   {:>12.1f} iterations/s  (soft / native: {:.4g})\n",
+             mix.native_per_sec, ratio(mix.soft_per_sec, mix.native_per_sec));
+  if (mix.qemu_per_sec) {
+    fmt::print(out, "  qemu-x86_64 (user TCG): {:>12.1f} iterations/s  (soft / qemu: {:.4g})\n",
+               *mix.qemu_per_sec, ratio(mix.soft_per_sec, *mix.qemu_per_sec));
+  } else {
+    fmt::print(out, "  qemu-x86_64: not installed (soft / qemu: -)\n");
+  }
+  fmt::print(out, "  native and qemu ran {} iterations, the guest {}\n", mix.host_iterations,
+             mix.guest_iterations);
+}
+
 }  // namespace
 
 nlohmann::json to_json(const CloneBenchReport& report) {
@@ -267,6 +324,7 @@ nlohmann::json to_json(const CpuBenchReport& report) {
     out["soft_mips"] = one_decimal(*report.soft_mips);
     out["engine_over_soft"] = one_decimal(ratio(report.mips, *report.soft_mips));
   }
+  out["mix"] = mix_json(report.mix);
   return out;
 }
 
@@ -307,6 +365,7 @@ void print_table(const CpuBenchReport& report, std::FILE* out) {
     fmt::print(out, "soft engine in the same run: {:.1f} MIPS ({} / soft: {:.1f}x)\n",
                *report.soft_mips, to_string(report.engine), ratio(report.mips, *report.soft_mips));
   }
+  print_mix_table(report.mix, report.engine, out);
 }
 
 nlohmann::json to_json(const RestoreBenchReport& report) {
