@@ -1,8 +1,5 @@
 #include "vmm/bench/mix_bench.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -27,32 +24,6 @@
 namespace vmfork::bench {
 
 namespace {
-
-// While alive, what the process writes to stdout goes to /dev/null. The
-// monitor prints every guest console line on stdout (vmm/vm/console.cc),
-// which would break the one JSON object of --json; the guest's line is
-// read from its VM's console journal instead.
-class QuietStdout {
- public:
-  QuietStdout() {
-    std::fflush(stdout);
-    saved_ = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
-    const int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (saved_ >= 0 && null >= 0) dup2(null, STDOUT_FILENO);
-    if (null >= 0) close(null);
-  }
-  ~QuietStdout() {
-    std::fflush(stdout);
-    if (saved_ < 0) return;
-    dup2(saved_, STDOUT_FILENO);
-    close(saved_);
-  }
-  QuietStdout(const QuietStdout&) = delete;
-  QuietStdout& operator=(const QuietStdout&) = delete;
-
- private:
-  int saved_ = -1;
-};
 
 // What the guest and mix_native print: "mix iterations <N> crc 0x<crc>".
 struct MixLine {
@@ -91,9 +62,11 @@ Result<GuestRun> run_guest_once(Engine engine, std::span<const std::byte> elf,
   constexpr uint64_t kRam = uint64_t{4} << 20;
   Result<GuestLayout> layout = GuestLayout::create(kRam, 1);
   if (!layout) return layout.error();
-  const QuietStdout quiet;  // outlives the monitor, whose VMs print while they end
   Result<std::unique_ptr<Monitor>> monitor = Monitor::create(open_hypervisor, uint64_t{64} << 20);
   if (!monitor) return monitor.error();
+  // The guest's line is read from its console journal: on stdout it would
+  // break the one JSON object of --json.
+  (*monitor)->set_console_echo(false);
   Result<std::unique_ptr<Vm>> vm = boot_elf(**monitor, engine, "mix", elf, *layout);
   if (!vm) return make_error(vm.error().code, label + ": " + vm.error().message);
   const std::shared_ptr<Journal> console = (*vm)->console_journal();

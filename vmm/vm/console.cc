@@ -17,8 +17,10 @@ std::mutex& stdout_mutex() {
 constexpr size_t kMaxLine = 4096;
 }  // namespace
 
-Console::Console(const std::string& vm_name)
-    : prefix_(fmt::format("[{}] ", vm_name)), journal_(std::make_shared<Journal>(kJournalBytes)) {}
+Console::Console(const std::string& vm_name, bool echo)
+    : prefix_(fmt::format("[{}] ", vm_name)),
+      echo_(echo),
+      journal_(std::make_shared<Journal>(kJournalBytes)) {}
 
 void Console::put(char byte) {
   std::lock_guard lock(mutex_);
@@ -36,7 +38,7 @@ void Console::flush() {
 }
 
 void Console::print_locked() {
-  {
+  if (echo_) {
     std::lock_guard out(stdout_mutex());
     std::fwrite(prefix_.data(), 1, prefix_.size(), stdout);
     std::fwrite(line_.data(), 1, line_.size(), stdout);

@@ -1,8 +1,9 @@
 // The console device (port 0x3F8) of one VM: bytes are collected into lines,
 // and each finished line is printed on stdout with the VM's name in front
 // ("[vm0] ", "[vm0.1] "), whole, so the output of VMs and clones running at
-// once stays readable. Each finished line also goes to the VM's console
-// journal (what the control API serves), which outlives the VM.
+// once stays readable (unless the monitor's echo is off: a bench that prints
+// JSON). Each finished line also goes to the VM's console journal (what the
+// control API serves), which outlives the VM.
 #pragma once
 
 #include <memory>
@@ -18,7 +19,8 @@ class Console {
   // The most a console journal keeps of a VM's output.
   static constexpr size_t kJournalBytes = 1 << 20;
 
-  explicit Console(const std::string& vm_name);
+  // `echo`: print finished lines on stdout, besides the journal.
+  Console(const std::string& vm_name, bool echo);
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;
   ~Console() {
@@ -36,6 +38,7 @@ class Console {
   void print_locked();
 
   const std::string prefix_;
+  const bool echo_;
   const std::shared_ptr<Journal> journal_;
   std::mutex mutex_;
   std::string line_;  // guarded by mutex_

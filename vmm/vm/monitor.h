@@ -89,6 +89,11 @@ class Monitor {
   // outlive the monitor's VMs (wait() or serve_until_stopped() returned).
   void set_listener(MonitorListener* listener) { listener_ = listener; }
 
+  // Whether VMs print their console lines on stdout (default); VMs created
+  // from now on. Off, their lines go to their journals only.
+  void set_console_echo(bool echo) { console_echo_ = echo; }
+  bool console_echo() const { return console_echo_; }
+
   // Runs `use` on the launched VM `name`, which is not destroyed meanwhile
   // even if it ends (it waits). kNotFound when no VM of that name runs.
   Result<void> with_vm(const std::string& name, const std::function<void(Vm&)>& use);
@@ -162,6 +167,7 @@ class Monitor {
   const OpenHypervisor open_;
   std::unique_ptr<GuestMemory> memory_;
   bool record_checksums_ = false;        // set before the first launch
+  bool console_echo_ = true;             // set before the VMs it applies to are created
   MonitorListener* listener_ = nullptr;  // set before the first launch
   mutable std::mutex mutex_;
   std::condition_variable vm_ended_;  // with mutex_

@@ -55,7 +55,7 @@ Vm::Vm(Monitor& monitor, Hypervisor& hypervisor, std::string name,
       space_(std::move(space)),
       layout_(layout),
       fork_request_ns_(fork_request_ns),
-      console_(name_),
+      console_(name_, monitor.console_echo()),
       outside_pauser_(std::make_unique<HostPauser>()) {}
 
 Vm::~Vm() {
