@@ -134,6 +134,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadArguments{
             "UnknownEngine", "run --engine qemu /etc/os-release", {"'qemu'", "auto, soft, kvm"}},
         BadArguments{"UnknownBenchEngine", "bench fork --engine tcg", {"'tcg'", "soft, kvm"}},
+        BadArguments{"TooManyIdleClones", "bench fork --idle-clones 257", {"--idle-clones"}},
+        // Refused before the bench runs (it would take minutes at the default sizes).
+        BadArguments{
+            "IdleRamNotWholeLargePages", "bench fork --idle-mem 3M", {"--idle-mem", "2 MiB"}},
         BadArguments{"CowSizeBeyondHostMemory",
                      "bench cow --size 900G --rounds 1 --kernel-repeat 1",
                      {"available"}},
@@ -375,6 +379,40 @@ TEST(VmforkCli, RestoreRefusesMoreWorkPagesThanTheRamHolds) {
       Capture::kStdoutAndStderr);
   EXPECT_NE(run.exit_status, 0);
   EXPECT_NE(run.output.find("--work-pages"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, ForkJsonReportsWhatEachIdleCloneHolds) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench fork --json --sizes 4M --clones 1 --repeat 1 --fork-repeat 1 "
+      "--idle-clones 4 --idle-mem 8M",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const nlohmann::json json = parse_json(run);
+  ASSERT_TRUE(json.contains("idle_clone_memory") && json["idle_clone_memory"].is_array())
+      << run.output;
+  ASSERT_EQ(json["idle_clone_memory"].size(), 1u) << run.output;
+  const nlohmann::json& idle = json["idle_clone_memory"][0];
+  EXPECT_EQ(idle["engine"], "soft");
+  EXPECT_EQ(idle["ram_bytes"], uint64_t{8} << 20);
+  EXPECT_EQ(idle["clones"], 4);
+  // Each clone wrote its id into its boot-info page: that page and the
+  // tables above it are its own, and nothing else is.
+  EXPECT_EQ(idle["private_data_frames"], 1) << run.output;
+  EXPECT_GE(idle["private_table_frames"], 1) << run.output;
+  EXPECT_TRUE(idle["pss_bytes"].is_number_integer()) << run.output;
+  EXPECT_TRUE(idle["kernel_bytes"].is_number_integer()) << run.output;
+  EXPECT_TRUE(idle["host_mappings"].is_null()) << run.output;
+}
+
+TEST(VmforkCli, ForkWithoutIdleClonesReportsNoIdleMemory) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench fork --json --sizes 4M --clones 1 --repeat 1 --fork-repeat 1 "
+      "--idle-clones 0",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const nlohmann::json json = parse_json(run);
+  ASSERT_TRUE(json.contains("idle_clone_memory")) << run.output;
+  EXPECT_TRUE(json["idle_clone_memory"].empty()) << run.output;
 }
 
 TEST(VmforkCli, ForkPlotWritesAnSvgChartBesideTheTable) {

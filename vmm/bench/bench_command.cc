@@ -220,12 +220,26 @@ void add_fork(CLI::App& bench, Command& chosen) {
                    "Largest size with a Linux fork baseline (default: 1G)")
       ->transform(cli::size_transform())
       ->type_name("SIZE");
+  fork->add_option("--idle-clones", args->options.idle_clones,
+                   "Then the memory of N idle clones: a VM of --idle-mem with every page mapped, "
+                   "paused, forked from outside into N clones, each paused; per clone, the "
+                   "process's PSS, the host kernel's Slab + VmallocUsed, its private frames and "
+                   "(kvm) host mappings; 0: skip (default: 64)")
+      ->type_name("N")
+      ->check(CLI::Range(0, 256));
+  fork->add_option("--idle-mem", args->options.idle_ram_bytes,
+                   "RAM of the VM whose idle clones are measured (default: 256M)")
+      ->transform(cli::size_transform())
+      ->type_name("SIZE");
   add_engine_option(*fork, args->options.engine);
   fork->add_flag("--json", args->json,
                  "Print one JSON object: {\"results\":[{\"ram_bytes\",\"clones\","
                  "\"fork_ns_median\",\"linux_fork_ns_median\" (null above --fork-max), "
                  "and for --engine kvm \"soft_fork_ns_median\",\"engine_over_soft\","
-                 "\"engine_over_kvm_create\", ...}], \"kvm_create_vm_ns_median\" (kvm)}");
+                 "\"engine_over_kvm_create\", ...}], \"kvm_create_vm_ns_median\" (kvm), "
+                 "\"idle_clone_memory\":[{\"engine\",\"ram_bytes\",\"clones\",\"pss_bytes\","
+                 "\"kernel_bytes\",\"private_data_frames\",\"private_table_frames\","
+                 "\"host_mappings\"} per clone, the engine's then (kvm) soft's]}");
   add_plot_option(*fork, args->plot);
   fork->callback([args, &chosen] {
     chosen = [args] {

@@ -56,6 +56,12 @@ Result<std::vector<uint64_t>> fork_once(Engine engine, uint64_t ram_bytes, uint3
 }  // namespace
 
 Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
+  // Refused before anything runs.
+  if (options.idle_clones > 0) {
+    if (Result<GuestLayout> idle = GuestLayout::create(options.idle_ram_bytes, 1); !idle) {
+      return make_error(idle.error().code, "--idle-mem: " + idle.error().message);
+    }
+  }
   for (uint64_t ram_bytes : options.sizes) {
     if (ram_bytes <= options.fork_max_bytes) {
       if (Result<void> fits = require_available_memory(ram_bytes, "the Linux fork baseline");
@@ -112,6 +118,15 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
       spdlog::info("fork bench: {} with {} clone(s): median {} ns", cli::format_size(ram_bytes),
                    clones, row.fork_ns_median);
       report.rows.push_back(row);
+    }
+  }
+  if (options.idle_clones > 0) {
+    for (const Engine engine : {options.engine, Engine::kSoft}) {
+      if (!report.idle.empty() && engine == Engine::kSoft && options.engine == Engine::kSoft) break;
+      Result<CloneMemoryReport> idle = measure_clone_memory(
+          {.engine = engine, .ram_bytes = options.idle_ram_bytes, .clones = options.idle_clones});
+      if (!idle) return idle.error();
+      report.idle.push_back(*idle);
     }
   }
   return report;

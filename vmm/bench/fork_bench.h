@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "vmm/bench/clone_memory.h"
 #include "vmm/hypervisor/engine.h"
 
 namespace vmfork::bench {
@@ -22,6 +23,8 @@ struct ForkBenchOptions {
   int repeat = 5;                               // forks per (size, clones)
   int fork_repeat = 11;                         // Linux fork() calls per size
   uint64_t fork_max_bytes = uint64_t{1} << 30;  // no Linux baseline above this
+  uint32_t idle_clones = 64;                    // 0: no idle-clone memory figure
+  uint64_t idle_ram_bytes = uint64_t{256} << 20;
 };
 
 struct ForkBenchRow {
@@ -39,6 +42,9 @@ struct ForkBenchReport {
   std::vector<ForkBenchRow> rows;
   // kvm: one bare KVM_CREATE_VM + KVM_CREATE_VCPU on the host (median).
   std::optional<uint64_t> kvm_create_ns_median;
+  // What an idle clone costs (clone_memory.h): the engine's, then for an
+  // engine other than soft the soft engine's in the same run.
+  std::vector<CloneMemoryReport> idle;
 };
 
 Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options);

@@ -42,6 +42,13 @@ std::vector<std::byte> fork_then_halt_code(uint32_t clones) {
   return code;
 }
 
+std::vector<std::byte> spin_forever_code() {
+  std::vector<std::byte> code;
+  append(code, {0xF3, 0x90});  // spin: pause
+  append(code, {0xEB, 0xFC});  //       jmp spin (-4)
+  return code;
+}
+
 std::vector<std::byte> snapshot_then_work_code(uint64_t first_page, uint64_t stride,
                                                uint32_t pages) {
   std::vector<std::byte> code;

@@ -12,6 +12,10 @@ namespace vmfork::bench {
 // every clone, whose first instruction is that hlt.
 std::vector<std::byte> fork_then_halt_code(uint32_t clones);
 
+// pause in a loop, forever, writing nothing: a VM that stays idle until the
+// monitor pauses or stops it.
+std::vector<std::byte> spin_forever_code();
+
 // An integer loop of `iterations` x 4 instructions (add, xor, dec, jnz),
 // then an exit with status 0 (out to port 0xF4). Executes
 // 4 * iterations + 4 instructions.

@@ -307,6 +307,19 @@ nlohmann::json to_json(const ForkBenchReport& report) {
   }
   nlohmann::json out = {{"engine", to_string(report.engine)}, {"results", std::move(results)}};
   if (report.kvm_create_ns_median) out["kvm_create_vm_ns_median"] = *report.kvm_create_ns_median;
+  nlohmann::json idle = nlohmann::json::array();
+  for (const CloneMemoryReport& clone : report.idle) {
+    idle.push_back({{"engine", to_string(clone.engine)},
+                    {"ram_bytes", clone.ram_bytes},
+                    {"clones", clone.clones},
+                    {"pss_bytes", clone.pss_bytes},
+                    {"kernel_bytes", clone.kernel_bytes},
+                    {"private_data_frames", clone.private_data_frames},
+                    {"private_table_frames", clone.private_table_frames},
+                    {"host_mappings", clone.host_mappings ? nlohmann::json(*clone.host_mappings)
+                                                          : nlohmann::json(nullptr)}});
+  }
+  out["idle_clone_memory"] = std::move(idle);
   return out;
 }
 
@@ -353,6 +366,17 @@ void print_table(const ForkBenchReport& report, std::FILE* out) {
   if (report.kvm_create_ns_median) {
     fmt::print(out, "one bare KVM_CREATE_VM + KVM_CREATE_VCPU on this host: {}\n",
                human_ns(static_cast<double>(*report.kvm_create_ns_median)));
+  }
+  for (const CloneMemoryReport& clone : report.idle) {
+    fmt::print(
+        out,
+        "{} idle clones of a {} VM on the {} engine, each: {:.1f} KiB of the process's "
+        "PSS, {:.1f} KiB of the kernel's slab and vmalloc (host-wide), {} private data "
+        "frame(s) and {} private table frame(s){}\n",
+        clone.clones, cli::format_size(clone.ram_bytes), to_string(clone.engine),
+        static_cast<double>(clone.pss_bytes) / 1024, static_cast<double>(clone.kernel_bytes) / 1024,
+        clone.private_data_frames, clone.private_table_frames,
+        clone.host_mappings ? fmt::format(", {} host mapping(s)", *clone.host_mappings) : "");
   }
 }
 
