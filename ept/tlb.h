@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "base/types.h"
+#include "base/zero_pages.h"
 #include "ept/access.h"
 #include "ept/ept_entry.h"
 
@@ -48,11 +49,12 @@ class TranslationCache {
   uint64_t flushes() const { return flushes_; }
 
  private:
+  // All-zero bytes are an empty entry: generation 0 matches no context.
   struct Entry {
-    uint64_t gfn = ~uint64_t{0};
-    uint64_t generation = 0;
-    Hit hit{};
-    uint8_t context = 0;
+    uint64_t gfn;
+    uint64_t generation;
+    Hit hit;
+    uint8_t context;
   };
   struct Context {
     Eptp eptp;
@@ -61,7 +63,8 @@ class TranslationCache {
 
   uint8_t context_for(Eptp eptp);
 
-  std::array<Entry, kEntries> entries_{};
+  // 40 KiB that a vCPU touches only as it translates (base/zero_pages.h).
+  ZeroPagesArray<Entry> entries_{kEntries};
   std::array<Context, kContexts> contexts_{};
   uint8_t next_victim_ = 0;
   uint64_t flushes_ = 0;

@@ -1,26 +1,11 @@
 #include "vmm/soft/decode_cache.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
-#include <new>
-#include <type_traits>
 
 namespace vmfork::soft {
 
 DecodeCache::DecodeCache() {
-  // Mapped memory holds Entry objects only if Entry is an implicit-lifetime
-  // type (C++20): an aggregate with a trivial destructor.
-  static_assert(std::is_aggregate_v<Entry> && std::is_trivially_destructible_v<Entry>);
-  void* table = ::mmap(nullptr, kEntries * sizeof(Entry), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (table == MAP_FAILED) throw std::bad_alloc();
-  entries_.reset(static_cast<Entry*>(table));
   code_pages_.reserve(kMaxCodePages);
-}
-
-void DecodeCache::Unmap::operator()(Entry* entries) const {
-  ::munmap(entries, kEntries * sizeof(Entry));
 }
 
 const DecodedInstruction* DecodeCache::insert(uint64_t rip, const DecodedInstruction& insn) {

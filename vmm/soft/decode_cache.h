@@ -8,9 +8,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
+#include "base/zero_pages.h"
 #include "vmm/soft/decoded_instruction.h"
 
 namespace vmfork::soft {
@@ -50,16 +50,12 @@ class DecodeCache {
   bool holds_page(uint64_t page) const;
   void add_page(uint64_t page);
 
-  // A private anonymous mapping of its own: zero is "no entry" (epoch 0),
-  // and its pages are the kernel's zero pages until code gets cached there.
-  // A vCPU (and so every clone) starts without touching half a megabyte up
-  // front. Not calloc: once a block this size has been freed, glibc raises
-  // its mmap threshold and serves the next one from a heap, zeroed by
-  // memset on the fork's request path.
-  struct Unmap {
-    void operator()(Entry* entries) const;
-  };
-  std::unique_ptr<Entry[], Unmap> entries_;
+  // Zero is "no entry" (epoch 0): half a megabyte that a vCPU (and so every
+  // clone) touches only as code gets cached (base/zero_pages.h). Not calloc:
+  // once a block this size has been freed, glibc raises its mmap threshold
+  // and serves the next one from a heap, zeroed by memset on the fork's
+  // request path.
+  ZeroPagesArray<Entry> entries_{kEntries};
   uint64_t epoch_ = 1;
   std::vector<uint64_t> code_pages_;  // page numbers of cached code, at most kMaxCodePages
   std::array<uint64_t, 4> filter_{};  // a bit per (page mod 256): cheap "not code" for writes
