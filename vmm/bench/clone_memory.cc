@@ -3,13 +3,13 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
-#include <fstream>
+#include <functional>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "vmm/bench/guest_code.h"
+#include "vmm/bench/host_memory.h"
 #include "vmm/engines/open_hypervisor.h"
 #include "vmm/vm/boot_vm.h"
 #include "vmm/vm/monitor.h"
@@ -18,31 +18,20 @@ namespace vmfork::bench {
 
 namespace {
 
-// The value in kB of the line "<key>: <value> kB" of a /proc file, in bytes.
-Result<int64_t> proc_kb(const char* file, const std::string& key) {
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) {
-    if (line.compare(0, key.size() + 1, key + ":") != 0) continue;
-    std::istringstream fields(line.substr(key.size() + 1));
-    int64_t kb = 0;
-    if (fields >> kb) return kb * 1024;
-  }
-  return make_error(ErrorCode::kSystem, fmt::format("no \"{}\" in {}", key, file));
-}
-
 struct HostMemory {
   int64_t pss = 0;     // this process's
   int64_t kernel = 0;  // the host's Slab + VmallocUsed
 };
 
 Result<HostMemory> host_memory() {
-  Result<int64_t> pss = proc_kb("/proc/self/smaps_rollup", "Pss");
+  Result<uint64_t> pss = proc_kb_field("/proc/self/smaps_rollup", "Pss");
   if (!pss) return pss.error();
-  Result<int64_t> slab = proc_kb("/proc/meminfo", "Slab");
+  Result<uint64_t> slab = proc_kb_field("/proc/meminfo", "Slab");
   if (!slab) return slab.error();
-  Result<int64_t> vmalloc = proc_kb("/proc/meminfo", "VmallocUsed");
+  Result<uint64_t> vmalloc = proc_kb_field("/proc/meminfo", "VmallocUsed");
   if (!vmalloc) return vmalloc.error();
-  return HostMemory{.pss = *pss, .kernel = *slab + *vmalloc};
+  return HostMemory{.pss = static_cast<int64_t>(*pss),
+                    .kernel = static_cast<int64_t>(*slab + *vmalloc)};
 }
 
 // Runs `use` on the VM `name`, passing on its error.

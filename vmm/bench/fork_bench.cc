@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "vmm/bench/guest_code.h"
 #include "vmm/bench/host_memory.h"
@@ -121,8 +122,9 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
     }
   }
   if (options.idle_clones > 0) {
-    for (const Engine engine : {options.engine, Engine::kSoft}) {
-      if (!report.idle.empty() && engine == Engine::kSoft && options.engine == Engine::kSoft) break;
+    std::vector<Engine> idle_engines = {options.engine};
+    if (options.engine != Engine::kSoft) idle_engines.push_back(Engine::kSoft);
+    for (const Engine engine : idle_engines) {
       Result<CloneMemoryReport> idle = measure_clone_memory(
           {.engine = engine, .ram_bytes = options.idle_ram_bytes, .clones = options.idle_clones});
       if (!idle) return idle.error();

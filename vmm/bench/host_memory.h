@@ -13,4 +13,8 @@ namespace vmfork::bench {
 // An error naming `purpose` when `bytes` exceeds the host's MemAvailable.
 Result<void> require_available_memory(uint64_t bytes, std::string_view purpose);
 
+// The field `key` of a /proc file of "<key>: <n> kB" lines (/proc/meminfo,
+// /proc/self/smaps_rollup), in bytes.
+Result<uint64_t> proc_kb_field(const char* file, std::string_view key);
+
 }  // namespace vmfork::bench
