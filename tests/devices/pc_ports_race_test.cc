@@ -34,7 +34,7 @@ TEST(PcPortsRaceTest, ConcurrentCom1WritesProduceEveryByteOnce) {
       for (int round = 0; round < kRounds; round++) {
         for (int i = 0; i < kBytesPerThread; i++) {
           ports.out(0x3F8, 1, static_cast<uint32_t>(t * kBytesPerThread + i));
-          // Another vCPU taking the interrupt, as the 8250 handler does.
+          // Taking the interrupt as the 8250 handler does: IIR, then LSR.
           ports.in(0x3FA, 1);
           ports.in(0x3FD, 1);
         }
