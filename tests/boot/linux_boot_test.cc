@@ -318,6 +318,48 @@ TEST_F(LinuxBootTest, CommandLineWithANulIsRefused) {
   EXPECT_REFUSED(refusal(std::string_view("quiet\0x", 7)), "NUL at byte 5");
 }
 
+TEST_F(LinuxBootTest, CommandLineRunningIntoTheBiosAreaIsRefused) {
+  image_.cmdline_size = 0xffff'ffff;  // the kernel would take it; low memory cannot
+  EXPECT_REFUSED(refusal(std::string(0x9fc00 - 0x20000, 'x')), "does not fit between");
+}
+
+TEST_F(LinuxBootTest, RelocatableKernelWithoutPowerOfTwoAlignmentIsRefused) {
+  image_.kernel_alignment = 3 * kMiB;
+  EXPECT_REFUSED(refusal(), "not a power of two");
+}
+
+TEST_F(LinuxBootTest, PreferredAddressThatOverflowsWhenAlignedIsRefused) {
+  image_.pref_address = ~uint64_t{0} - kPageSize;
+  EXPECT_REFUSED(refusal(), "overflows");
+}
+
+TEST_F(LinuxBootTest, SetupHeaderLargerThanItsRoomInTheZeroPageIsRefused) {
+  header_.resize(0x290 - 0x1f1 + 1);  // would run into edd_mbr_sig_buffer
+  image_.setup_header = header_;
+  EXPECT_REFUSED(refusal(), "room in the zero page");
+}
+
+TEST(LinuxBootAbove4GiB, KernelPastTheIdentityMapIsRefused) {
+  const uint64_t ram = 8 * kGiB;  // populated on demand: only what is written costs
+  std::unique_ptr<GuestMemory> memory = make_memory();
+  std::unique_ptr<AddressSpace> space = unwrap(memory->create_space("big", ram));
+  const std::vector<std::byte> header = setup_header();
+  const std::vector<std::byte> kernel = pattern(0x1000, 4);
+  const LinuxImage image{.protocol = 0x020f,
+                         .setup_header = header,
+                         .kernel = kernel,
+                         .pref_address = 4 * kGiB - 2 * kMiB,
+                         .init_size = 4 * kMiB,
+                         .kernel_alignment = 2 * kMiB,
+                         .initrd_addr_max = 0x7fff'ffff,
+                         .cmdline_size = 0x7ff,
+                         .relocatable = true};
+  const Result<LinuxBoot> booted = write_linux_boot(*space, ram, image, {}, "");
+  ASSERT_FALSE(booted.ok());
+  EXPECT_NE(booted.error().message.find("4 GiB identity map"), std::string::npos)
+      << booted.error().message;
+}
+
 // The first /boot/vmlinuz-* this process may read, if any.
 std::optional<std::filesystem::path> host_kernel() {
   std::error_code error;
