@@ -101,7 +101,7 @@ Result<void> check_cmdline(const LinuxImage& image, std::string_view cmdline) {
   const uint64_t bytes = uint64_t{cmdline.size()} + 1;
   if (bytes > image.cmdline_size) {
     return bad("command line of " + std::to_string(cmdline.size()) +
-               " bytes plus its NUL exceeds " + "the kernel's cmdline_size of " +
+               " bytes plus its NUL exceeds the kernel's cmdline_size of " +
                std::to_string(image.cmdline_size) + " bytes");
   }
   if (bytes > kLinuxReservedStart.value() - kLinuxCmdlineGpa.value()) {
@@ -160,6 +160,7 @@ boot_params zero_page(uint64_t ram_bytes, const LinuxImage& image, const Placeme
   params.ext_ramdisk_image = static_cast<uint32_t>(initrd >> 32);
   params.ext_ramdisk_size = static_cast<uint32_t>(initrd_bytes >> 32);
 
+  // place_kernel checked that RAM reaches past 1 MiB.
   const std::array<boot_e820_entry, 3> e820{{
       {.addr = 0, .size = kLinuxReservedStart.value(), .type = kE820Ram},
       {.addr = kLinuxReservedStart.value(),
