@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# linux_boot_test.sh: boots Debian's own kernel with the initramfs of
+# guests/linux on the kvm engine, inside tests/kvm/nested.sh's TCG guest, and
+# checks what the guest printed and the exit status (issue 14).
+#
+#   tests/linux/linux_boot_test.sh MODE VMFORK INITRAMFS PROGRAM [NESTED_OPTIONS...]
+#
+# MODE is vmfork-linux-test's (guests/linux/vmfork_linux_test.c):
+#   boot  "linux-guest: booted, 2 cpus online", the checksum of pattern 0,
+#         status 0
+#   fork  the same, then exactly one "clone <k> checksum" line for each k in
+#         1..4 with the checksum of pattern k (all distinct), and "original
+#         untouched checksum" with pattern 0's; status 0
+# PROGRAM is the host build of vmfork-linux-test: its `checksums` mode gives
+# the values the guest must print. The kernel is the one nested.sh boots
+# (/boot/vmlinuz-<newest version with modules>), given to it with --file.
+# NESTED_OPTIONS go to nested.sh (--build-dir=..., --timeout=...).
+#
+# Exit status: 0 when every check passes, 1 when one fails, 77 (ctest's skip)
+# without /bin/busybox (busybox-static: no initramfs) or a kernel in /boot.
+set -uo pipefail
+
+readonly EXIT_SKIP=77
+readonly VCPUS=2
+readonly CLONES=4
+readonly CMDLINE_BASE="console=ttyS0 reboot=k panic=-1 pci=off nomodule 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+
+if [ $# -lt 4 ]; then
+  echo "usage: linux_boot_test.sh MODE VMFORK INITRAMFS PROGRAM [NESTED_OPTIONS...]" >&2
+  exit 2
+fi
+mode=$1 vmfork=$2 initramfs=$3 program=$4
+shift 4
+case $mode in
+  boot | fork) ;;
+  *) echo "linux_boot_test.sh: MODE is boot or fork, not '$mode'" >&2; exit 2 ;;
+esac
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+nested=$here/../kvm/nested.sh
+
+fail() {
+  echo "FAIL linux $mode: $*"
+  exit 1
+}
+
+# The kernel nested.sh itself boots (its newest_kernel()): the newest version
+# in /boot that has modules.
+newest_kernel() {
+  local k v best=""
+  for k in /boot/vmlinuz-*; do
+    [ -e "$k" ] || continue
+    v=${k#/boot/vmlinuz-}
+    [ -e "/lib/modules/$v/modules.dep" ] || continue
+    best=$(printf '%s\n%s\n' "$best" "$v" | sed '/^$/d' | sort -V | tail -n 1)
+  done
+  printf '%s' "$best"
+}
+
+if [ ! -x /bin/busybox ]; then
+  echo "SKIP linux $mode: no /bin/busybox (Debian: busybox-static), so no initramfs"
+  exit "$EXIT_SKIP"
+fi
+version=$(newest_kernel)
+if [ -z "$version" ]; then
+  echo "SKIP linux $mode: no /boot/vmlinuz-<version> with /lib/modules/<version> (Debian: linux-image-amd64)"
+  exit "$EXIT_SKIP"
+fi
+kernel=/boot/vmlinuz-$version
+for file in "$vmfork" "$initramfs" "$program"; do
+  [ -f "$file" ] || fail "$file is missing (build the targets vmfork and linux_initramfs)"
+done
+
+# pattern_checksum P: the checksum of pattern P, computed on the host.
+expected=$("$program" checksums) || fail "$program checksums failed"
+pattern_checksum() {
+  sed -nE "s/^pattern $1 checksum (0x[0-9a-f]{16})$/\1/p" <<<"$expected"
+}
+
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+bash "$nested" "$@" --file="$kernel" -- "$vmfork" --log-level warn run --engine kvm \
+  --kernel "$kernel" --initrd "$initramfs" --cmdline "$CMDLINE_BASE vmfork.test=$mode" \
+  --vcpus "$VCPUS" --mem 512M >"$out" 2>"$err"
+status=$?
+
+# The guest's tty writes CR LF; the lines are looked for anywhere in a
+# console line, whatever prefix vmfork puts before each VM's lines.
+console=$(tr -d '\r' <"$out")
+show() {
+  echo "--- console (stdout)"
+  printf '%s\n' "$console"
+  echo "--- stderr"
+  cat "$err"
+}
+check() {
+  if ! "$@"; then
+    show
+    exit 1
+  fi
+}
+# lines REGEX: the console lines that match (the match only, from "linux-guest:").
+lines() {
+  grep -oE "linux-guest: $1" <<<"$console" || true
+}
+expect_one() {
+  local found
+  found=$(lines "$1")
+  if [ "$(printf '%s' "$found" | grep -c '')" -ne 1 ]; then
+    echo "FAIL linux $mode: expected exactly one line matching 'linux-guest: $1', got:"
+    printf '%s\n' "${found:-(none)}"
+    return 1
+  fi
+}
+checksum_of() {
+  lines "$1" | grep -oE '0x[0-9a-f]{16}$'
+}
+expect_checksum() {
+  local what=$1 regex=$2 want=$3 got
+  got=$(checksum_of "$regex")
+  if [ "$got" != "$want" ]; then
+    echo "FAIL linux $mode: $what checksum ${got:-(none)}, expected $want"
+    return 1
+  fi
+}
+
+if [ "$status" -eq 125 ]; then
+  echo "FAIL linux $mode: nested.sh could not run vmfork (status 125)"
+  show
+  exit 1
+fi
+pattern0=$(pattern_checksum 0)
+check expect_one "booted, $VCPUS cpus online"
+check expect_one "checksum 0x[0-9a-f]{16}"
+check expect_checksum "boot" "checksum 0x[0-9a-f]{16}" "$pattern0"
+if [ "$mode" = fork ]; then
+  check expect_one "forking $CLONES clones"
+  for k in $(seq 1 "$CLONES"); do
+    check expect_one "clone $k checksum 0x[0-9a-f]{16}"
+    check expect_checksum "clone $k" "clone $k checksum 0x[0-9a-f]{16}" "$(pattern_checksum "$k")"
+  done
+  check expect_one "original untouched checksum 0x[0-9a-f]{16}"
+  check expect_checksum "original" "original untouched checksum 0x[0-9a-f]{16}" "$pattern0"
+  clone_lines=$(lines "clone [0-9]+ checksum 0x[0-9a-f]{16}")
+  distinct=$( (grep -oE '0x[0-9a-f]{16}$' <<<"$clone_lines"; echo "$pattern0") | sort -u | grep -c '')
+  if [ "$(grep -c '' <<<"$clone_lines")" -ne "$CLONES" ] || [ "$distinct" -ne $((CLONES + 1)) ]; then
+    echo "FAIL linux $mode: expected $CLONES clone lines with checksums distinct from each other and the original's"
+    show
+    exit 1
+  fi
+fi
+if [ "$status" -ne 0 ]; then
+  echo "FAIL linux $mode: vmfork exited with status $status, expected 0"
+  show
+  exit 1
+fi
+echo "PASS linux $mode"
