@@ -54,6 +54,37 @@ TEST_F(PcPortsTest, WideAccessToCom1TouchesOnlyThePortsRegister) {
   EXPECT_EQ(ports_.in(0x3F9, 1), 0x00u);  // IER untouched by the upper byte
 }
 
+TEST_F(PcPortsTest, ACloneStartsFromTheDevicesRegistersWithoutAnInterruptEdge) {
+  ports_.out(0x3FB, 1, 0x83);  // DLAB on, 8N1
+  ports_.out(0x3F8, 1, 0x01);  // divisor 115200
+  ports_.out(0x3FB, 1, 0x03);
+  ports_.out(0x3FF, 1, 0x5A);  // scratch
+  ports_.out(0x3FA, 1, 0x01);  // FIFO on
+  ports_.out(0x3FC, 1, 0x08);  // OUT2
+  ports_.out(0x3F9, 1, 0x02);  // ETBEI: THR-empty pending, line up
+  ports_.out(0x70, 1, 0x40);   // a plain RAM byte
+  ports_.out(0x71, 1, 0x77);
+  ports_.out(0x70, 1, 0x0B);  // index left on register B
+  const PcPorts::State state = ports_.save();
+
+  std::vector<std::pair<uint32_t, bool>> clone_irqs;
+  PcPorts clone({.console_byte = {},
+                 .irq_line = [&](uint32_t gsi, bool level) { clone_irqs.emplace_back(gsi, level); },
+                 .reset = {}},
+                [] { return sys_days{year{2026} / December / 4}; });
+  clone.load(state);
+  EXPECT_TRUE(clone_irqs.empty()) << "the clone's interrupt controller holds the level already";
+  EXPECT_EQ(clone.in(0x71, 1), ports_.in(0x71, 1)) << "register B, through the kept index";
+  EXPECT_EQ(clone.in(0x3FF, 1), 0x5Au);
+  EXPECT_EQ(clone.in(0x3FB, 1), 0x03u);
+  EXPECT_EQ(clone.in(0x3FA, 1), 0xC2u) << "FIFO on, THR-empty pending";
+  EXPECT_EQ(clone_irqs, (std::vector<std::pair<uint32_t, bool>>{{4, false}}));
+  clone.out(0x70, 1, 0x40);
+  EXPECT_EQ(clone.in(0x71, 1), 0x77u);
+  clone.out(0x3FB, 1, 0x83);
+  EXPECT_EQ(clone.in(0x3F8, 1), 0x01u) << "the divisor latch";
+}
+
 TEST_F(PcPortsTest, I8042ReadsEmptyAndResetsOnFe) {
   EXPECT_EQ(ports_.in(0x64, 1), 0x00u);
   EXPECT_EQ(ports_.in(0x60, 1), 0x00u);

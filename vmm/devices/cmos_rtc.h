@@ -63,6 +63,20 @@ class CmosRtc {
   // The NMI mask bit of the last index written.
   bool nmi_masked() const { return nmi_masked_; }
 
+  // The index, the NMI mask and the RAM (registers A and B among it): what a
+  // clone's RTC starts from. The time is the host's, in every clone.
+  struct State {
+    uint8_t index = 0;
+    bool nmi_masked = false;
+    std::array<uint8_t, 128> ram{};
+  };
+  State state() const { return {index_, nmi_masked_, ram_}; }
+  void set_state(const State& state) {
+    index_ = state.index & 0x7F;
+    nmi_masked_ = state.nmi_masked;
+    ram_ = state.ram;
+  }
+
  private:
   uint8_t read_register(uint8_t index) const;
   // A time field in the format register B asks for (BCD or binary).

@@ -87,4 +87,24 @@ void PcPorts::out(uint16_t port, [[maybe_unused]] uint8_t size, uint32_t value) 
   }
 }
 
+PcPorts::State PcPorts::save() {
+  State state;
+  {
+    std::lock_guard lock(uart_mutex_);
+    state.com1 = com1_.state();
+  }
+  std::lock_guard lock(rtc_mutex_);
+  state.rtc = rtc_.state();
+  return state;
+}
+
+void PcPorts::load(const State& state) {
+  {
+    std::lock_guard lock(uart_mutex_);
+    com1_.set_state(state.com1);
+  }
+  std::lock_guard lock(rtc_mutex_);
+  rtc_.set_state(state.rtc);
+}
+
 }  // namespace vmfork

@@ -48,6 +48,14 @@ class PcPorts {
   uint32_t in(uint16_t port, uint8_t size);
   void out(uint16_t port, uint8_t size, uint32_t value);
 
+  // The devices' registers, for a clone's PcPorts to start from.
+  struct State {
+    Uart16550::State com1;
+    CmosRtc::State rtc;
+  };
+  State save();
+  void load(const State& state);
+
   // Accesses no device took (counted for a debug log).
   uint64_t unhandled_accesses() const { return unhandled_.load(std::memory_order_relaxed); }
 

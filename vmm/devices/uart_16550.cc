@@ -1,5 +1,6 @@
 #include "vmm/devices/uart_16550.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace vmfork {
@@ -145,6 +146,36 @@ void Uart16550::update_irq() {
   if (level == irq_level_) return;
   irq_level_ = level;
   if (irq_) irq_(level);
+}
+
+Uart16550::State Uart16550::state() const {
+  return {.ier = ier_,
+          .fcr = fcr_,
+          .lcr = lcr_,
+          .mcr = mcr_,
+          .scr = scr_,
+          .dll = dll_,
+          .dlm = dlm_,
+          .thri_pending = thri_pending_,
+          .rx = rx_,
+          .rx_head = rx_head_,
+          .rx_count = rx_count_,
+          .irq_level = irq_level_};
+}
+
+void Uart16550::set_state(const State& state) {
+  ier_ = state.ier;
+  fcr_ = state.fcr;
+  lcr_ = state.lcr;
+  mcr_ = state.mcr;
+  scr_ = state.scr;
+  dll_ = state.dll;
+  dlm_ = state.dlm;
+  thri_pending_ = state.thri_pending;
+  rx_ = state.rx;
+  rx_head_ = state.rx_head % kFifoSize;
+  rx_count_ = std::min(state.rx_count, kFifoSize);
+  irq_level_ = state.irq_level;
 }
 
 }  // namespace vmfork

@@ -79,6 +79,20 @@ class Uart16550 {
   // The level last reported through IrqLevel.
   bool irq_level() const { return irq_level_; }
 
+  // Every register, the receive FIFO and the line's level: what a clone's
+  // UART starts from (the callbacks stay each UART's own).
+  struct State {
+    uint8_t ier = 0, fcr = 0, lcr = 0, mcr = 0, scr = 0, dll = 0, dlm = 0;
+    bool thri_pending = false;
+    std::array<uint8_t, kFifoSize> rx{};
+    size_t rx_head = 0, rx_count = 0;
+    bool irq_level = false;
+  };
+  State state() const;
+  // Reports no level change: the clone's interrupt controller was copied
+  // with the line's level in it.
+  void set_state(const State& state);
+
  private:
   bool dlab() const { return (lcr_ & kLcrDlab) != 0; }
   bool fifo_enabled() const { return (fcr_ & kFcrEnableFifo) != 0; }
