@@ -42,5 +42,31 @@ TEST(GuestLayout, ExtremesThatFitAreAccepted) {
   EXPECT_TRUE(IsOk(GuestLayout::create(64 * kGiB, 1)));
 }
 
+TEST(GuestLayout, APcIsMarkedAndAFreestandingLayoutIsNot) {
+  EXPECT_EQ(unwrap(GuestLayout::create(16 * kMiB, 1)).platform(), Platform::kFreestanding);
+  const GuestLayout pc = unwrap(GuestLayout::create_pc(512 * kMiB, 2));
+  EXPECT_EQ(pc.platform(), Platform::kPc);
+  EXPECT_EQ(pc.ram_bytes(), 512 * kMiB);
+  EXPECT_EQ(pc.vcpu_count(), 2u);
+}
+
+TEST(GuestLayout, APcRefusesWhatItsMpTableAndMemoryHoleCannotHold) {
+  struct Case {
+    uint64_t ram;
+    uint32_t vcpus;
+  };
+  for (const Case c : {Case{256 * kMiB, 0},              // no vCPU
+                       Case{256 * kMiB, 65},             // more than the MP table names
+                       Case{0, 1},                       // no RAM
+                       Case{256 * kMiB + kPageSize, 1},  // not whole 2 MiB pages
+                       Case{3 * kGiB + 2 * kMiB, 1}}) {  // into the 32-bit hole
+    SCOPED_TRACE(::testing::Message() << c.ram << " bytes, " << c.vcpus << " vCPUs");
+    const Result<GuestLayout> layout = GuestLayout::create_pc(c.ram, c.vcpus);
+    ASSERT_FALSE(layout.ok());
+    EXPECT_EQ(layout.error().code, ErrorCode::kInvalidArgument);
+  }
+  EXPECT_TRUE(IsOk(GuestLayout::create_pc(3 * kGiB, 64)));
+}
+
 }  // namespace
 }  // namespace vmfork::testing

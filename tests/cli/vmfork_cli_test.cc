@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <iterator>
@@ -146,6 +147,22 @@ INSTANTIATE_TEST_SUITE_P(
                      "run --vcpus abc /etc/os-release",
                      {"--vcpus", "'abc' is not a number"}},
         BadArguments{"VcpusOutOfRange", "run --vcpus 65 /etc/os-release", {"65", "1 to 64"}},
+        // Linux guests (issue 14): what goes with --kernel, and what a PC's RAM can be.
+        BadArguments{"RunWithoutAProgram", "run --vcpus 2", {"a guest ELF or --kernel"}},
+        BadArguments{
+            "RunGuestAndKernel", "run /etc/os-release --kernel /etc/os-release", {"--kernel"}},
+        BadArguments{"InitrdWithoutKernel",
+                     "run /etc/os-release --initrd /etc/os-release",
+                     {"--initrd", "--kernel"}},
+        BadArguments{"KernelNotABzImage",
+                     "run --engine soft --kernel /etc/os-release",
+                     {"/etc/os-release", "bzImage"}},
+        BadArguments{"LinuxRamAboveTheHole",
+                     "run --engine soft --kernel /etc/os-release --mem 4G",
+                     {"3 GiB"}},
+        BadArguments{"LinuxSnapshot",
+                     "run --kernel /etc/os-release --snapshot /tmp/vmfork-no-such-dir",
+                     {"Linux guests cannot be snapshotted"}},
         // Not CLI11's "A subcommand is required".
         BadArguments{
             "UnknownSubcommand", "runn x", {"unknown subcommand 'runn'", "run, restore, bench"}},
@@ -155,6 +172,34 @@ INSTANTIATE_TEST_SUITE_P(
                      "bench clone --sizes 16T --repeat 1",
                      {"16 TiB", "8 TiB"}}),
     [](const ::testing::TestParamInfo<BadArguments>& param_info) { return param_info.param.name; });
+
+// The newest /boot/vmlinuz-*, or "" without one.
+std::string host_kernel() {
+  std::string newest;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/boot", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("vmlinuz-") && entry.path().string() > newest) newest = entry.path();
+  }
+  return newest;
+}
+
+TEST(VmforkCli, TheSoftEngineRefusesALinuxKernelByName) {
+  const std::string kernel = host_kernel();
+  if (kernel.empty()) GTEST_SKIP() << "no /boot/vmlinuz-*";
+  const ProcessRun run =
+      run_vmfork("run --engine soft --kernel " + kernel, Capture::kStdoutAndStderr);
+  EXPECT_NE(run.exit_status, 0);
+  EXPECT_NE(run.output.find("--engine kvm"), std::string::npos) << run.output;
+}
+
+TEST(VmforkCli, RunHelpDescribesTheLinuxOptions) {
+  const ProcessRun run = run_vmfork("run --help", Capture::kStdoutAndStderr);
+  EXPECT_EQ(run.exit_status, 0);
+  for (const char* option : {"--kernel", "--initrd", "--cmdline", "console=ttyS0"}) {
+    EXPECT_NE(run.output.find(option), std::string::npos) << option << " in\n" << run.output;
+  }
+}
 
 // MemAvailable in bytes, 0 when unknown.
 uint64_t host_available_bytes() {

@@ -61,6 +61,28 @@ TEST(CpuState, AKvmStateGoesThroughTheNeutralStateUnchanged) {
   EXPECT_EQ(after.tsc_offset, before.tsc_offset);
 }
 
+TEST(CpuState, APcVcpusStateTravelsWholeInTheBlob) {
+  kvm::KvmCpuState before = busy_kvm_state();
+  EXPECT_FALSE(kvm::from_neutral(kvm::to_neutral(before)).pc) << "a freestanding vCPU has none";
+  kvm::PcCpuState& pc = before.pc.emplace();
+  pc.xsave.region[0] = 0x37f;
+  pc.xsave.region[1023] = 0xfeed;
+  pc.xcrs.nr_xcrs = 1;
+  pc.xcrs.xcrs[0].value = 7;
+  pc.mp_state.mp_state = KVM_MP_STATE_HALTED;
+  pc.lapic.regs[0x20] = 3;
+  pc.events.nmi.pending = 1;
+  pc.debugregs.dr7 = 0x400;
+  pc.msr_count = 2;
+  pc.msrs[0] = {.index = 0x4b564d01, .reserved = 0, .data = 0x1234001};
+  pc.msrs[1] = {.index = 0x10, .reserved = 0, .data = 99};
+  const kvm::KvmCpuState after = kvm::from_neutral(kvm::to_neutral(before));
+  ASSERT_TRUE(after.pc);
+  EXPECT_TRUE(same_bytes(*after.pc, *before.pc));
+  EXPECT_TRUE(same_bytes(after.fpu, before.fpu));
+  EXPECT_TRUE(same_bytes(after.regs, before.regs));
+}
+
 TEST(CpuState, KeepsTheKvmFpuAsTheKvmEnginesBlob) {
   const CpuState neutral = kvm::to_neutral(busy_kvm_state());
   EXPECT_EQ(neutral.fpu.engine, Engine::kKvm);

@@ -136,8 +136,12 @@ ApiResponse VmService::root() const {
 }
 
 ApiResponse VmService::create_vm(const ApiRequest& request) {
-  JsonFields fields = JsonFields::parse(request, {"guest", "vcpus", "mem", "engine", "paused"});
-  const std::optional<std::string> guest = fields.required_string("guest");
+  JsonFields fields = JsonFields::parse(
+      request, {"guest", "kernel", "initrd", "cmdline", "vcpus", "mem", "engine", "paused"});
+  const std::optional<std::string> guest = fields.string("guest");
+  const std::optional<std::string> kernel = fields.string("kernel");
+  const std::optional<std::string> initrd = fields.string("initrd");
+  const std::optional<std::string> cmdline = fields.string("cmdline");
   const std::optional<uint32_t> vcpus = count_field(fields, "vcpus", 1, kMaxVcpus);
   uint64_t ram_bytes = uint64_t{256} << 20;
   if (const nlohmann::json* mem = fields.raw("mem")) {
@@ -155,23 +159,34 @@ ApiResponse VmService::create_vm(const ApiRequest& request) {
   const std::optional<Engine> engine = engine_field(fields, options_.engine);
   const bool paused = fields.boolean("paused").value_or(false);
   if (std::optional<ApiResponse> bad = fields.error_response()) return std::move(*bad);
-  if (guest->empty() || guest->front() != '/') {
-    return fault(400, fmt::format("field 'guest' must be an absolute path, not \"{}\"", *guest));
+  if (guest.has_value() == kernel.has_value()) {
+    return fault(400,
+                 "exactly one of the fields 'guest' (a guest ELF) and 'kernel' (Linux) is "
+                 "required");
+  }
+  if (guest && (initrd || cmdline)) {
+    return fault(400, "fields 'initrd' and 'cmdline' go with 'kernel', not 'guest'");
+  }
+  for (const auto& [name, path] :
+       {std::pair{"guest", guest}, std::pair{"kernel", kernel}, std::pair{"initrd", initrd}}) {
+    if (path && (path->empty() || path->front() != '/')) {
+      return fault(400,
+                   fmt::format("field '{}' must be an absolute path, not \"{}\"", name, *path));
+    }
   }
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return fault(503, "the daemon is stopping");
   }
-  Result<std::vector<std::byte>> file = read_file(*guest);
-  if (!file) return fault(400, fmt::format("field 'guest': {}", file.error().message));
-  Result<GuestLayout> layout = GuestLayout::create(ram_bytes, *vcpus);
-  if (!layout) return fault(400, fmt::format("field 'mem': {}", layout.error().message));
   const std::string id = next_vm_id();
-  Result<std::unique_ptr<Vm>> vm = boot_elf(monitor_, *engine, id, *file, *layout);
+  Result<std::unique_ptr<Vm>> vm =
+      guest ? boot_guest(id, *guest, *engine, ram_bytes, *vcpus)
+            : boot_kernel(id, *kernel, initrd, cmdline.value_or(std::string(kDefaultLinuxCmdline)),
+                          *engine, ram_bytes, *vcpus);
   if (!vm) {
-    // A bad ELF is the request's fault; a host that cannot make the VM is not.
+    // A bad file or size is the request's fault; a host that cannot make the VM is not.
     const unsigned status = vm.error().code == ErrorCode::kInvalidArgument ? 400 : 500;
-    return fault(status, fmt::format("{}: {}", *guest, vm.error().message));
+    return fault(status, vm.error().message);
   }
   if (paused) {
     table_.hold(std::move(*vm), "created");
@@ -179,6 +194,43 @@ ApiResponse VmService::create_vm(const ApiRequest& request) {
     return fault(500, launched.error().message);
   }
   return json_response(201, {{"id", id}});
+}
+
+Result<std::unique_ptr<Vm>> VmService::boot_guest(const std::string& id, const std::string& path,
+                                                  Engine engine, uint64_t ram_bytes,
+                                                  uint32_t vcpus) {
+  Result<std::vector<std::byte>> file = read_file(path);
+  if (!file)
+    return make_error(ErrorCode::kInvalidArgument, "field 'guest': " + file.error().message);
+  Result<GuestLayout> layout = GuestLayout::create(ram_bytes, vcpus);
+  if (!layout) return make_error(layout.error().code, "field 'mem': " + layout.error().message);
+  Result<std::unique_ptr<Vm>> vm = boot_elf(monitor_, engine, id, *file, *layout);
+  if (!vm) return make_error(vm.error().code, path + ": " + vm.error().message);
+  return vm;
+}
+
+Result<std::unique_ptr<Vm>> VmService::boot_kernel(const std::string& id, const std::string& path,
+                                                   const std::optional<std::string>& initrd_path,
+                                                   const std::string& cmdline, Engine engine,
+                                                   uint64_t ram_bytes, uint32_t vcpus) {
+  Result<std::vector<std::byte>> kernel = read_file(path);
+  if (!kernel) {
+    return make_error(ErrorCode::kInvalidArgument, "field 'kernel': " + kernel.error().message);
+  }
+  std::vector<std::byte> initrd;
+  if (initrd_path) {
+    Result<std::vector<std::byte>> read = read_file(*initrd_path);
+    if (!read) {
+      return make_error(ErrorCode::kInvalidArgument, "field 'initrd': " + read.error().message);
+    }
+    initrd = std::move(*read);
+  }
+  Result<GuestLayout> layout = GuestLayout::create_pc(ram_bytes, vcpus);
+  if (!layout) return make_error(layout.error().code, "field 'mem': " + layout.error().message);
+  Result<std::unique_ptr<Vm>> vm =
+      boot_linux(monitor_, engine, id, {*kernel, initrd, cmdline}, *layout);
+  if (!vm) return make_error(vm.error().code, path + ": " + vm.error().message);
+  return vm;
 }
 
 nlohmann::json VmService::describe(const VmRecord& record) const {

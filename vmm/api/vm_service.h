@@ -36,6 +36,14 @@ class VmService {
  private:
   ApiResponse root() const;
   ApiResponse create_vm(const ApiRequest& request);
+  // The VM of POST /vms: a guest ELF, or Linux. Errors of the request are
+  // kInvalidArgument.
+  Result<std::unique_ptr<Vm>> boot_guest(const std::string& id, const std::string& path,
+                                         Engine engine, uint64_t ram_bytes, uint32_t vcpus);
+  Result<std::unique_ptr<Vm>> boot_kernel(const std::string& id, const std::string& path,
+                                          const std::optional<std::string>& initrd_path,
+                                          const std::string& cmdline, Engine engine,
+                                          uint64_t ram_bytes, uint32_t vcpus);
   ApiResponse list_vms() const;
   ApiResponse get_vm(const std::string& id) const;
   ApiResponse patch_vm(const ApiRequest& request, const std::string& id);

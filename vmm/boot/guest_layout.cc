@@ -1,5 +1,7 @@
 #include "vmm/boot/guest_layout.h"
 
+#include <fmt/format.h>
+
 #include <string>
 
 namespace vmfork {
@@ -27,7 +29,21 @@ Result<GuestLayout> GuestLayout::create(uint64_t ram_bytes, uint32_t vcpu_count)
                           " bytes cannot hold the monitor's 1 MiB and " +
                           std::to_string(vcpu_count) + " vCPU stacks of 64 KiB");
   }
-  return GuestLayout(ram_bytes, vcpu_count);
+  return GuestLayout(ram_bytes, vcpu_count, Platform::kFreestanding);
+}
+
+Result<GuestLayout> GuestLayout::create_pc(uint64_t ram_bytes, uint32_t vcpu_count) {
+  if (vcpu_count == 0 || vcpu_count > kMaxPcVcpus) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("a Linux VM has 1 to {} vCPUs, not {}", kMaxPcVcpus, vcpu_count));
+  }
+  if (ram_bytes == 0 || ram_bytes % kRamGranule != 0 || ram_bytes > kMaxPcRamBytes) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("guest RAM of {} bytes: a Linux VM's RAM is a positive multiple "
+                                  "of 2 MiB up to {} GiB (below the 32-bit hole of the APICs)",
+                                  ram_bytes, kMaxPcRamBytes >> 30));
+  }
+  return GuestLayout(ram_bytes, vcpu_count, Platform::kPc);
 }
 
 }  // namespace vmfork

@@ -13,6 +13,7 @@
 
 #include "base/result.h"
 #include "base/types.h"
+#include "vmm/boot/platform.h"
 
 namespace vmfork {
 
@@ -25,12 +26,24 @@ inline constexpr uint64_t kRamGranule = uint64_t{2} << 20;
 // The largest RAM whose identity map fits below kMonitorAreaEnd (checked by a
 // static_assert in page_tables.h).
 inline constexpr uint64_t kMaxRamBytes = uint64_t{64} << 30;
+// A PC's RAM ends below the 32-bit hole where the IOAPIC (0xFEC00000) and
+// the local APICs (0xFEE00000) are; RAM above 4 GiB is not supported yet.
+inline constexpr uint64_t kMaxPcRamBytes = uint64_t{3} << 30;
+// The MP table (vmm/boot/mp_table.h) names at most this many CPUs.
+inline constexpr uint32_t kMaxPcVcpus = 64;
 
 class GuestLayout {
  public:
   // Refuses vcpu_count == 0, RAM that is not a multiple of 2 MiB, RAM above
   // kMaxRamBytes, and RAM too small for the monitor's 1 MiB and the stacks.
   static Result<GuestLayout> create(uint64_t ram_bytes, uint32_t vcpu_count);
+  // A PC for a Linux kernel (Platform::kPc): 1 to kMaxPcVcpus vCPUs, RAM a
+  // multiple of 2 MiB up to kMaxPcRamBytes. Where the kernel goes is
+  // vmm/boot/linux_boot.h's; image_base(), stacks_bottom() and stack_top()
+  // are the freestanding layout's and mean nothing for it.
+  static Result<GuestLayout> create_pc(uint64_t ram_bytes, uint32_t vcpu_count);
+
+  Platform platform() const { return platform_; }
 
   uint64_t ram_bytes() const { return ram_bytes_; }
   uint32_t vcpu_count() const { return vcpu_count_; }
@@ -45,11 +58,12 @@ class GuestLayout {
   Gpa stack_top(uint32_t vcpu) const { return Gpa(ram_bytes_ - uint64_t{vcpu} * kVcpuStackBytes); }
 
  private:
-  GuestLayout(uint64_t ram_bytes, uint32_t vcpu_count)
-      : ram_bytes_(ram_bytes), vcpu_count_(vcpu_count) {}
+  GuestLayout(uint64_t ram_bytes, uint32_t vcpu_count, Platform platform)
+      : ram_bytes_(ram_bytes), vcpu_count_(vcpu_count), platform_(platform) {}
 
   uint64_t ram_bytes_;
   uint32_t vcpu_count_;
+  Platform platform_;
 };
 
 }  // namespace vmfork

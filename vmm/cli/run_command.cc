@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -32,6 +33,9 @@ namespace {
 
 struct RunArgs {
   std::string guest;
+  std::string kernel;  // Linux instead of a guest ELF
+  std::string initrd;
+  std::string cmdline{kDefaultLinuxCmdline};
   uint32_t vcpus = 1;
   uint64_t ram_bytes = uint64_t{256} << 20;
   uint64_t pool_bytes = 0;  // 0: what the host has available
@@ -41,33 +45,60 @@ struct RunArgs {
   uint64_t snapshot_after_ns = 0;  // 0: only at the guest's request
 };
 
+// The VM of `run --kernel`: Linux on a PC.
+Result<std::unique_ptr<Vm>> boot_linux_files(Monitor& monitor, Engine engine, const RunArgs& args) {
+  Result<std::vector<std::byte>> kernel = read_file(args.kernel);
+  if (!kernel) return kernel.error();
+  std::vector<std::byte> initrd;
+  if (!args.initrd.empty()) {
+    Result<std::vector<std::byte>> read = read_file(args.initrd);
+    if (!read) return read.error();
+    initrd = std::move(*read);
+  }
+  Result<GuestLayout> layout = GuestLayout::create_pc(args.ram_bytes, args.vcpus);
+  if (!layout) return layout.error();
+  Result<std::unique_ptr<Vm>> vm =
+      boot_linux(monitor, engine, "vm0", {*kernel, initrd, args.cmdline}, *layout);
+  if (!vm) return make_error(vm.error().code, args.kernel + ": " + vm.error().message);
+  return vm;
+}
+
+// The VM of `run GUEST`: a freestanding guest ELF.
+Result<std::unique_ptr<Vm>> boot_guest_file(Monitor& monitor, Engine engine, const RunArgs& args) {
+  Result<std::vector<std::byte>> file = read_file(args.guest);
+  if (!file) return file.error();
+  Result<GuestLayout> layout = GuestLayout::create(args.ram_bytes, args.vcpus);
+  if (!layout) return layout.error();
+  Result<std::unique_ptr<Vm>> vm = boot_elf(monitor, engine, "vm0", *file, *layout);
+  if (!vm) return make_error(vm.error().code, args.guest + ": " + vm.error().message);
+  return vm;
+}
+
 Result<int> run_guest(const RunArgs& args) {
   // Before any thread exists, so that every thread inherits the mask.
   StopSignals signals;
   Result<Engine> engine = choose_engine(args.engine);
   if (!engine) return engine.error();
   spdlog::info("engine: {}", to_string(*engine));
-  Result<std::vector<std::byte>> file = read_file(args.guest);
-  if (!file) return file.error();
-  Result<GuestLayout> layout = GuestLayout::create(args.ram_bytes, args.vcpus);
-  if (!layout) return layout.error();
+  const std::string& program = args.kernel.empty() ? args.guest : args.kernel;
   const uint64_t pool_bytes = args.pool_bytes != 0 ? args.pool_bytes : default_pool_bytes();
   Result<std::unique_ptr<Monitor>> monitor = Monitor::create(open_hypervisor, pool_bytes);
   if (!monitor) return monitor.error();
   if (args.memory_checksum) (*monitor)->record_memory_checksums();
   SessionOptions session;
   if (!args.snapshot_dir.empty()) {
-    (*monitor)->set_snapshot_target(args.snapshot_dir, args.guest);
+    (*monitor)->set_snapshot_target(args.snapshot_dir, program);
     if (args.snapshot_after_ns != 0) {
       session.tasks.push_back(
           timed_snapshot(**monitor, "vm0", args.snapshot_dir, args.snapshot_after_ns));
     }
   }
 
-  Result<std::unique_ptr<Vm>> vm = boot_elf(**monitor, *engine, "vm0", *file, *layout);
-  if (!vm) return make_error(vm.error().code, args.guest + ": " + vm.error().message);
+  Result<std::unique_ptr<Vm>> vm = args.kernel.empty() ? boot_guest_file(**monitor, *engine, args)
+                                                       : boot_linux_files(**monitor, *engine, args);
+  if (!vm) return vm.error();
   if (Result<void> launched = (*monitor)->launch(std::move(*vm)); !launched) {
-    return make_error(launched.error().code, args.guest + ": " + launched.error().message);
+    return make_error(launched.error().code, program + ": " + launched.error().message);
   }
   return run_session(**monitor, signals, session);
 }
@@ -79,7 +110,8 @@ void add_run_command(CLI::App& app, std::function<int()>& chosen) {
   CLI::App* run = app.add_subcommand(
       "run",
       "Boot a guest ELF (DESIGN section 8 ABI) on --vcpus vCPUs with --mem of RAM and run it "
-      "and every clone it forks until all have ended. Console lines are printed with the VM's "
+      "and every clone it forks until all have ended; or, with --kernel, boot Linux (the kvm "
+      "engine on a hardware-virtualized /dev/kvm only). Console lines are printed with the VM's "
       "name ([vm0], [vm0.1] for its clone 1, ...). Exit status: 0 when every VM ended with "
       "status 0, otherwise the first non-zero status in launch order (a VM that fails, e.g. on "
       "an unsupported instruction, ends with status 1 and an error on stderr); a status above "
@@ -88,8 +120,30 @@ void add_run_command(CLI::App& app, std::function<int()>& chosen) {
       "than 1024 vCPUs in all VMs at once, a thread or memory the host refuses) returns -1 in "
       "the guest, with a warning naming the reason.");
   run->add_option("guest", args->guest, "The guest program (static ELF64 x86-64)")
-      ->required()
       ->check(CLI::ExistingFile);
+  CLI::Option* kernel =
+      run->add_option("--kernel", args->kernel,
+                      "Boot this Linux kernel (a bzImage such as Debian's /boot/vmlinuz-*, "
+                      "64-bit boot protocol 2.12 or later) instead of a guest ELF, on a PC with "
+                      "KVM's interrupt controllers and PIT and an 8250 UART on 0x3F8 (IRQ 4) as "
+                      "its console. The guest ends the VM with an out of its status to port "
+                      "0xF4 (after iopl(3)), or by rebooting (reboot=k: status 0); a triple "
+                      "fault ends it with an error. Forking and snapshotting Linux guests are "
+                      "not supported yet. RAM up to 3G, 1 to 64 vCPUs")
+          ->type_name("PATH")
+          ->check(CLI::ExistingFile)
+          ->excludes("guest");
+  run->add_option("--initrd", args->initrd,
+                  "With --kernel: the initramfs (a cpio archive, "
+                  "compressed as the kernel supports)")
+      ->type_name("PATH")
+      ->check(CLI::ExistingFile)
+      ->needs(kernel);
+  run->add_option("--cmdline", args->cmdline,
+                  fmt::format("With --kernel: the kernel's command line (default: \"{}\")",
+                              kDefaultLinuxCmdline))
+      ->type_name("STR")
+      ->needs(kernel);
   run->add_option("--vcpus", args->vcpus, "vCPUs of the VM, 1 to 64 (default: 1)")
       ->type_name("N")
       ->check(count_in_range(1, 64));
@@ -106,6 +160,12 @@ void add_run_command(CLI::App& app, std::function<int()>& chosen) {
                        "Snapshot directory (DESIGN section 7) written when the guest asks (port "
                        "0x511) or after --snapshot-after; it must not exist or be empty");
   run->callback([args, &chosen] {
+    if (args->guest.empty() && args->kernel.empty()) {
+      throw CLI::ValidationError("run", "a guest ELF or --kernel is required");
+    }
+    if (!args->kernel.empty() && !args->snapshot_dir.empty()) {
+      throw CLI::ValidationError("--snapshot", "Linux guests cannot be snapshotted yet");
+    }
     chosen = [args] { return run_reporting_errors([args] { return run_guest(*args); }); };
   });
 }

@@ -37,6 +37,24 @@ class Machine {
   // starts over. An error ends the VM.
   virtual Result<void> restart_memory_locked() = 0;
 
+  // Platform::kPc: drives the interrupt line `gsi` of the VM's interrupt
+  // controllers (a device's level). Engines without them refuse.
+  virtual Result<void> set_irq_line(uint32_t gsi, bool level) {
+    (void)gsi;
+    (void)level;
+    return make_error(ErrorCode::kWrongState, "this engine has no interrupt controllers");
+  }
+
+  // Platform::kPc: the state of the VM's interrupt controllers, timer and
+  // clock (every vCPU paused), for a clone; empty where the engine keeps
+  // none. set_platform_state() puts one on a new machine, before its vCPUs
+  // are made.
+  virtual Result<EngineBlob> platform_state() const { return EngineBlob{}; }
+  virtual Result<void> set_platform_state(const EngineBlob& state) {
+    if (state.bytes.empty()) return Ok{};
+    return make_error(ErrorCode::kInvalidArgument, "this engine keeps no platform state");
+  }
+
   // Logs what the engine counted of the VM `vm_name`, when it has ended.
   virtual void log_counters(const std::string& vm_name) const = 0;
   // The same figures, any time (none where the engine counts nothing).

@@ -17,6 +17,7 @@
 
 #include "base/result.h"
 #include "guestmm/address_space.h"
+#include "vmm/boot/platform.h"
 #include "vmm/hypervisor/vcpu.h"
 
 namespace vmfork {
@@ -35,6 +36,9 @@ class VmHost {
  public:
   virtual ~VmHost() = default;
   virtual AddressSpace& space() = 0;
+  // What the guest expects around its RAM (a PC's needs the engine's
+  // interrupt controllers and timer: Machine::set_irq_line).
+  virtual Platform platform() const = 0;
 
   // --- Devices. ---
   virtual Result<PortAction> port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value) = 0;

@@ -41,5 +41,14 @@ inline constexpr unsigned long kGetSupportedCpuid = _IOC(_IOC_READ | _IOC_WRITE,
 inline constexpr unsigned long kSetCpuid2 = _IOC(_IOC_WRITE, KVMIO, 0x90, 8);
 inline constexpr unsigned long kGetMsrs = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x88, 8);
 inline constexpr unsigned long kSetMsrs = _IOC(_IOC_WRITE, KVMIO, 0x89, 8);
+// kvm_xsave: its 4 KiB legacy region (KVM_GET_XSAVE2's larger areas, for
+// AMX state, are not used).
+struct Xsave {
+  std::array<uint32_t, 1024> region{};
+};
+inline constexpr unsigned long kGetXsave = _IOC(_IOC_READ, KVMIO, 0xa4, sizeof(Xsave));
+inline constexpr unsigned long kSetXsave = _IOC(_IOC_WRITE, KVMIO, 0xa5, sizeof(Xsave));
+// kvm_msr_list: a count, then the indices.
+inline constexpr unsigned long kGetMsrIndexList = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x02, 4);
 
 }  // namespace vmfork::kvm

@@ -10,6 +10,7 @@
 
 #include "vmm/boot/vcpu_boot_state.h"
 #include "vmm/hypervisor/cpu_state.h"
+#include "vmm/kvm/kvm_pc_state.h"
 
 namespace vmfork::kvm {
 
@@ -44,13 +45,17 @@ struct KvmCpuState {
   // The guest TSC's offset from the host's (KVM_VCPU_TSC_OFFSET), when the
   // kernel exposes it; clones take it so their TSC continues the original's.
   std::optional<uint64_t> tsc_offset;
+  // Platform::kPc: the rest of what Linux keeps in the vCPU (its XSAVE
+  // area supersedes `fpu`). Absent at boot and for freestanding guests.
+  std::optional<PcCpuState> pc;
 };
 
 // The DESIGN section 8 start state in KVM's terms.
 KvmCpuState kvm_start_state(const VcpuBootState& boot);
 
 // To and from the engine-neutral state, losing nothing KVM's ioctls take:
-// kvm_fpu and the pending-interrupt bitmap travel as the kvm engine's blob.
+// kvm_fpu and the pending-interrupt bitmap travel as the kvm engine's blob,
+// followed by the PcCpuState when there is one.
 // Without one (a state another engine made), the FPU starts from its reset
 // values and no interrupt is pending.
 CpuState to_neutral(const KvmCpuState& state);

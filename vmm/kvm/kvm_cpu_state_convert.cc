@@ -78,8 +78,9 @@ CpuState to_neutral(const KvmCpuState& state) {
   Blob blob{state.fpu, {}};
   std::memcpy(blob.interrupt_bitmap, s.interrupt_bitmap, sizeof(blob.interrupt_bitmap));
   out.fpu.engine = Engine::kKvm;
-  out.fpu.bytes.resize(sizeof(blob));
+  out.fpu.bytes.resize(sizeof(blob) + (state.pc ? sizeof(PcCpuState) : 0));
   std::memcpy(out.fpu.bytes.data(), &blob, sizeof(blob));
+  if (state.pc) std::memcpy(out.fpu.bytes.data() + sizeof(blob), &*state.pc, sizeof(PcCpuState));
   return out;
 }
 
@@ -131,11 +132,17 @@ KvmCpuState from_neutral(const CpuState& state) {
     out.msrs[out.msr_count++] = {msr.index, msr.value};
   }
   out.tsc_offset = state.tsc_offset;
-  if (state.fpu.engine == Engine::kKvm && state.fpu.bytes.size() == sizeof(Blob)) {
+  const size_t blob_bytes = state.fpu.bytes.size();
+  if (state.fpu.engine == Engine::kKvm &&
+      (blob_bytes == sizeof(Blob) || blob_bytes == sizeof(Blob) + sizeof(PcCpuState))) {
     Blob blob;
     std::memcpy(&blob, state.fpu.bytes.data(), sizeof(blob));
     out.fpu = blob.fpu;
     std::memcpy(s.interrupt_bitmap, blob.interrupt_bitmap, sizeof(s.interrupt_bitmap));
+    if (blob_bytes > sizeof(Blob)) {
+      out.pc.emplace();
+      std::memcpy(&*out.pc, state.fpu.bytes.data() + sizeof(Blob), sizeof(PcCpuState));
+    }
   } else {
     // FNINIT and reset values: x87 control word 0x37f, MXCSR 0x1f80.
     out.fpu.fcw = 0x37f;

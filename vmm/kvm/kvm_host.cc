@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "vmm/kvm/kvm_pc_state.h"
 #include "vmm/kvm/pvm.h"
 
 namespace vmfork::kvm {
@@ -118,17 +119,31 @@ Result<std::unique_ptr<KvmHost>> KvmHost::open() {
   if (ioctl(kvm.get(), kGetSupportedCpuid, cpuid.get()) != 0) {
     return system_error("KVM_GET_SUPPORTED_CPUID");
   }
+  Result<std::vector<uint32_t>> msrs = msr_index_list(kvm.get());
+  if (!msrs) return msrs.error();
   if (Result<void> uffd = check_userfaultfd(); !uffd) return uffd.error();
   if (Result<void> kick = install_kick_handler(); !kick) return kick.error();
-  return std::unique_ptr<KvmHost>(
-      new KvmHost(std::move(kvm), static_cast<size_t>(mmap_size), std::move(cpuid), pvm_host()));
+  return std::unique_ptr<KvmHost>(new KvmHost(std::move(kvm), static_cast<size_t>(mmap_size),
+                                              std::move(cpuid), std::move(*msrs), pvm_host()));
+}
+
+bool KvmHost::amd() const {
+  for (uint32_t i = 0; i < cpuid_->nent; ++i) {
+    const kvm_cpuid_entry2& leaf = cpuid_->entries[i];
+    if (leaf.function != 0) continue;
+    // "AuthenticAMD" in EBX, EDX, ECX.
+    return leaf.ebx == 0x68747541 && leaf.edx == 0x69746e65 && leaf.ecx == 0x444d4163;
+  }
+  return false;
 }
 
 KvmHost::KvmHost(UniqueFd kvm, size_t vcpu_mmap_size,
-                 std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid, bool pvm)
+                 std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid,
+                 std::vector<uint32_t> msr_indices, bool pvm)
     : kvm_(std::move(kvm)),
       vcpu_mmap_size_(vcpu_mmap_size),
       cpuid_(std::move(cpuid)),
+      msr_indices_(std::move(msr_indices)),
       pvm_(pvm),
       halt_watch_(pvm ? std::make_unique<HaltWatch>() : nullptr),
       faults_(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)) {}

@@ -6,6 +6,7 @@
 #include <linux/kvm.h>
 
 #include <memory>
+#include <vector>
 
 #include "base/result.h"
 #include "vmm/kvm/fault_server.h"
@@ -33,19 +34,24 @@ class KvmHost {
   // KVM_GET_SUPPORTED_CPUID, ready for KVM_SET_CPUID2.
   const CpuidList<kMaxCpuidEntries>& cpuid() const { return *cpuid_; }
   FaultServer& faults() { return faults_; }
+  // KVM_GET_MSR_INDEX_LIST: the MSRs a PC guest's fork carries.
+  const std::vector<uint32_t>& msr_indices() const { return msr_indices_; }
   // /dev/kvm is PVM's (kvm/pvm.h): each VM gets VIF pages, each vCPU
   // registers one, so guests run natively instead of emulated.
   bool pvm() const { return pvm_; }
+  // The CPU is AMD's (CPUID leaf 0's vendor): its vCPUs run on SVM.
+  bool amd() const;
   // PVM only (null elsewhere): how vCPUs that ran hlt are found.
   HaltWatch* halt_watch() { return halt_watch_.get(); }
 
  private:
   KvmHost(UniqueFd kvm, size_t vcpu_mmap_size, std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid,
-          bool pvm);
+          std::vector<uint32_t> msr_indices, bool pvm);
 
   UniqueFd kvm_;
   size_t vcpu_mmap_size_;
   std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid_;
+  std::vector<uint32_t> msr_indices_;
   bool pvm_;
   std::unique_ptr<HaltWatch> halt_watch_;  // PVM only
   FaultServer faults_;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
+
 #include "vmm/kvm/kvm_cpu_state.h"
 #include "vmm/kvm/kvm_host.h"
 #include "vmm/kvm/kvm_machine.h"
@@ -18,7 +20,7 @@ class KvmVm final : public Machine {
 
   Result<void> init(KvmHost& host, uint32_t vcpu_count) {
     Result<std::unique_ptr<KvmMachine>> machine = KvmMachine::create(
-        host, vm_.space(), vcpu_count,
+        host, vm_.space(), vcpu_count, vm_.platform(),
         [this](const Error& error, pid_t thread_id) { memory_failed(error, thread_id); });
     if (!machine) return machine.error();
     machine_ = std::move(*machine);
@@ -37,6 +39,28 @@ class KvmVm final : public Machine {
     return std::unique_lock(machine_->serve_mutex());
   }
   Result<void> restart_memory_locked() override { return machine_->restart_memory_locked(); }
+  Result<EngineBlob> platform_state() const override {
+    if (machine_->platform() != Platform::kPc) return EngineBlob{};
+    Result<PcChipState> chips = machine_->pc_chips();
+    if (!chips) return chips.error();
+    EngineBlob blob{Engine::kKvm, std::vector<uint8_t>(sizeof(PcChipState))};
+    std::memcpy(blob.bytes.data(), &*chips, sizeof(PcChipState));
+    return blob;
+  }
+  Result<void> set_platform_state(const EngineBlob& state) override {
+    if (state.bytes.empty()) return Ok{};
+    if (machine_->platform() != Platform::kPc || state.engine != Engine::kKvm ||
+        state.bytes.size() != sizeof(PcChipState)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "the platform state is not a kvm PC's (another engine's or version's)");
+    }
+    PcChipState chips;
+    std::memcpy(&chips, state.bytes.data(), sizeof(chips));
+    return machine_->set_pc_chips(chips);
+  }
+  Result<void> set_irq_line(uint32_t gsi, bool level) override {
+    return machine_->set_irq_line(gsi, level);
+  }
 
   void log_counters(const std::string& vm_name) const override {
     const GuestRamCounters ram = machine_->ram().counters();

@@ -33,6 +33,34 @@ uint64_t mapping_budget() {
   return std::max<uint64_t>(limit / 4, 256);
 }
 
+// The local APIC as a PC's BIOS leaves it (SDM vol. 3A, 11.4 and 11.5.1).
+constexpr uint64_t kApicBase = 0xfee00000;
+constexpr uint64_t kApicEnabled = uint64_t{1} << 11;
+constexpr uint64_t kApicBsp = uint64_t{1} << 8;
+constexpr size_t kApicLvtLint0 = 0x350;
+constexpr size_t kApicLvtLint1 = 0x360;
+constexpr uint32_t kLvtDeliveryModeMask = 0x700;
+constexpr uint32_t kLvtMasked = uint32_t{1} << 16;
+constexpr uint32_t kDeliveryExtInt = 0x700;
+constexpr uint32_t kDeliveryNmi = 0x400;
+// A TSS descriptor's type: 9 available, 11 busy.
+constexpr uint8_t kTssBusyBit = 0x2;
+
+// A PC vCPU's CPUID: its APIC id in leaf 1 (EBX 31:24) and in the x2APIC
+// topology leaves (EDX), and the hypervisor bit (ECX 31 of leaf 1), without
+// which Linux does not look for KVM's leaves at 0x40000000 (kvmclock).
+void name_pc_vcpu(CpuidList<kMaxCpuidEntries>& cpuid, uint32_t index) {
+  for (uint32_t i = 0; i < cpuid.nent; ++i) {
+    kvm_cpuid_entry2& entry = cpuid.entries[i];
+    if (entry.function == 1) {
+      entry.ebx = (entry.ebx & 0x00ffffff) | (index << 24);
+      entry.ecx |= uint32_t{1} << 31;
+    } else if (entry.function == 0xb || entry.function == 0x1f) {
+      entry.edx = index;
+    }
+  }
+}
+
 Error system_error(const std::string& what) {
   return make_error(ErrorCode::kSystem, fmt::format("{}: {}", what, std::strerror(errno)));
 }
@@ -108,15 +136,25 @@ Result<void> KvmVcpuFd::set_state(const KvmCpuState& state) const {
 }
 
 Result<std::unique_ptr<KvmMachine>> KvmMachine::create(KvmHost& host, AddressSpace& space,
-                                                       uint32_t vcpu_count,
+                                                       uint32_t vcpu_count, Platform platform,
                                                        MemoryErrorHandler on_memory_error) {
+  if (platform == Platform::kPc && host.pvm()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "a Linux guest needs a hardware-virtualized /dev/kvm (Intel VT-x or AMD "
+                      "SVM); this one is PVM's (/sys/module/kvm_pvm), which runs natively only "
+                      "kernels built as PVM guests");
+  }
   UniqueFd vm(ioctl(host.fd(), KVM_CREATE_VM, 0));
   if (!vm.valid()) return system_error("KVM_CREATE_VM");
   if (space.ram_bytes() <= kTssAddress) (void)ioctl(vm.get(), KVM_SET_TSS_ADDR, kTssAddress);
   Result<std::unique_ptr<GuestRam>> ram =
       GuestRam::create(space, space.memory().pool().fd(), mapping_budget());
   if (!ram) return ram.error();
-  std::unique_ptr<KvmMachine> machine(new KvmMachine(host, std::move(vm), std::move(*ram)));
+  std::unique_ptr<KvmMachine> machine(
+      new KvmMachine(host, std::move(vm), std::move(*ram), platform));
+  if (platform == Platform::kPc) {
+    if (Result<void> chips = machine->add_pc_chips(); !chips) return chips.error();
+  }
   {
     std::lock_guard lock(machine->ram_->serve_mutex());
     if (Result<void> slot =
@@ -140,8 +178,8 @@ Result<std::unique_ptr<KvmMachine>> KvmMachine::create(KvmHost& host, AddressSpa
   return machine;
 }
 
-KvmMachine::KvmMachine(KvmHost& host, UniqueFd vm, std::unique_ptr<GuestRam> ram)
-    : host_(host), vm_(std::move(vm)), ram_(std::move(ram)) {}
+KvmMachine::KvmMachine(KvmHost& host, UniqueFd vm, std::unique_ptr<GuestRam> ram, Platform platform)
+    : host_(host), vm_(std::move(vm)), ram_(std::move(ram)), platform_(platform) {}
 
 KvmMachine::~KvmMachine() {
   watch_.reset();  // no handler runs any more
@@ -181,11 +219,81 @@ Result<KvmVcpuFd> KvmMachine::create_vcpu(uint32_t index, const KvmCpuState& sta
       mmap(nullptr, host_.vcpu_mmap_size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (run == MAP_FAILED) return system_error("mmap of a vCPU's run area");
   KvmVcpuFd vcpu(std::move(fd), static_cast<kvm_run*>(run), host_.vcpu_mmap_size());
+  if (platform_ == Platform::kPc) {
+    auto cpuid = std::make_unique<CpuidList<kMaxCpuidEntries>>(host_.cpuid());
+    name_pc_vcpu(*cpuid, index);
+    if (ioctl(vcpu.fd(), kSetCpuid2, cpuid.get()) != 0) return system_error("KVM_SET_CPUID2");
+    if (state.pc) {  // a clone's: everything as its original had it
+      KvmCpuState clone_state = state;
+      // KVM reports an AMD vCPU's TR as busy (type 11) whatever the VMCB
+      // holds (svm_get_segment), and the VMCB of a running Linux holds the
+      // available type (9) that LTR left there. Written back as 11, QEMU's
+      // SVM emulation (TCG, where the nested tests run) refuses every `out`
+      // of a process whose ports come from the TSS bitmap with a #GP; AMD's
+      // own VMRUN ignores the bit. Intel's VM entry requires 11: left alone.
+      if (host_.amd())
+        clone_state.sregs.tr.type = static_cast<uint8_t>(clone_state.sregs.tr.type & ~kTssBusyBit);
+      if (Result<void> set = vcpu.set_state(clone_state); !set) return set.error();
+      if (Result<void> set = set_pc_cpu_state(vcpu.fd(), *state.pc); !set) return set.error();
+      return vcpu;
+    }
+    KvmCpuState pc_state = state;
+    pc_state.sregs.idt = {};
+    pc_state.sregs.apic_base = kApicBase | kApicEnabled | (index == 0 ? kApicBsp : 0);
+    if (Result<void> set = vcpu.set_state(pc_state); !set) return set.error();
+    if (Result<void> wired = set_virtual_wire(vcpu); !wired) return wired.error();
+    return vcpu;
+  }
   if (ioctl(vcpu.fd(), kSetCpuid2, &host_.cpuid()) != 0) return system_error("KVM_SET_CPUID2");
   if (Result<void> set = vcpu.set_state(state); !set) return set.error();
   if (!vif_pages_.base()) return vcpu;
   if (Result<void> vif = register_vif_page(vcpu, index); !vif) return vif.error();
   return vcpu;
+}
+
+Result<void> KvmMachine::add_pc_chips() {
+  if (ioctl(vm_.get(), KVM_CREATE_IRQCHIP, 0) != 0) return system_error("KVM_CREATE_IRQCHIP");
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;  // port 0x61 answers, with no sound
+  if (ioctl(vm_.get(), KVM_CREATE_PIT2, &pit) != 0) return system_error("KVM_CREATE_PIT2");
+  return Ok{};
+}
+
+Result<void> KvmMachine::set_virtual_wire(const KvmVcpuFd& vcpu) const {
+  kvm_lapic_state lapic{};
+  if (ioctl(vcpu.fd(), KVM_GET_LAPIC, &lapic) != 0) return system_error("KVM_GET_LAPIC");
+  auto set_lvt = [&lapic](size_t offset, uint32_t delivery_mode) {
+    uint32_t lvt = 0;
+    std::memcpy(&lvt, &lapic.regs[offset], sizeof(lvt));
+    lvt = (lvt & ~kLvtDeliveryModeMask & ~kLvtMasked) | delivery_mode;
+    std::memcpy(&lapic.regs[offset], &lvt, sizeof(lvt));
+  };
+  set_lvt(kApicLvtLint0, kDeliveryExtInt);
+  set_lvt(kApicLvtLint1, kDeliveryNmi);
+  if (ioctl(vcpu.fd(), KVM_SET_LAPIC, &lapic) != 0) return system_error("KVM_SET_LAPIC");
+  return Ok{};
+}
+
+Result<PcCpuState> KvmMachine::pc_cpu_state(const KvmVcpuFd& vcpu) const {
+  return get_pc_cpu_state(vcpu.fd(), host_.msr_indices());
+}
+
+Result<PcChipState> KvmMachine::pc_chips() const {
+  return get_pc_chips(vm_.get());
+}
+
+Result<void> KvmMachine::set_pc_chips(const PcChipState& state) {
+  return kvm::set_pc_chips(vm_.get(), state);
+}
+
+Result<void> KvmMachine::set_irq_line(uint32_t gsi, bool level) {
+  kvm_irq_level line{};
+  line.irq = gsi;
+  line.level = level ? 1 : 0;
+  if (ioctl(vm_.get(), KVM_IRQ_LINE, &line) != 0) {
+    return system_error(fmt::format("KVM_IRQ_LINE {}", gsi));
+  }
+  return Ok{};
 }
 
 Result<void> KvmMachine::add_vif_pages(uint32_t vcpu_count) {

@@ -66,15 +66,16 @@ Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(VmHost& vm, kvm::KvmMachine& ma
     }
     emulations = std::move(*stat);
   }
-  return std::unique_ptr<KvmVcpu>(new KvmVcpu(vm, machine.ram(), directory, index, std::move(*fd),
+  return std::unique_ptr<KvmVcpu>(new KvmVcpu(vm, machine, directory, index, std::move(*fd),
                                               from.halted, watch, std::move(emulations)));
 }
 
-KvmVcpu::KvmVcpu(VmHost& vm, kvm::GuestRam& ram, KvmVcpuDirectory& directory, uint32_t index,
+KvmVcpu::KvmVcpu(VmHost& vm, kvm::KvmMachine& machine, KvmVcpuDirectory& directory, uint32_t index,
                  kvm::KvmVcpuFd fd, bool halted, kvm::HaltWatch* halt_watch,
                  std::optional<kvm::VcpuStat> emulations)
     : vm_(vm),
-      ram_(ram),
+      machine_(machine),
+      ram_(machine.ram()),
       directory_(directory),
       index_(index),
       fd_(std::move(fd)),
@@ -116,6 +117,11 @@ void KvmVcpu::fail_memory(const std::string& cause) {
 Result<VcpuSnapshot> KvmVcpu::state_as_is() const {
   Result<kvm::KvmCpuState> state = fd_.get_state();
   if (!state) return state.error();
+  if (machine_.platform() == Platform::kPc) {
+    Result<kvm::PcCpuState> pc = machine_.pc_cpu_state(fd_);
+    if (!pc) return pc.error();
+    state->pc = std::move(*pc);
+  }
   return VcpuSnapshot{kvm::to_neutral(*state), halted_};
 }
 
@@ -318,7 +324,11 @@ bool KvmVcpu::run_once() {
                        run->internal.suberror));
       return false;
     case KVM_EXIT_SHUTDOWN:
-      fail(exit_name(run->exit_reason));
+      fail(vm_.platform() == Platform::kPc
+               ? fmt::format("triple fault (an exception the guest could not deliver) near RIP "
+                             "{:#x}",
+                             rip())
+               : exit_name(run->exit_reason));
       return false;
     default:
       fail(fmt::format("{} {} at RIP {:#x}", exit_name(run->exit_reason), run->exit_reason, rip()));
@@ -387,7 +397,8 @@ bool KvmVcpu::handle_io() {
     if (run->io.direction == KVM_EXIT_IO_OUT) {
       uint32_t value = 0;
       std::memcpy(&value, data, size);
-      if (port == kExceptionPort && size == 4) {
+      // The monitor's exception reporters are a freestanding guest's only.
+      if (port == kExceptionPort && size == 4 && vm_.platform() == Platform::kFreestanding) {
         fail(describe_exception());
         return false;
       }

@@ -53,7 +53,7 @@ class KvmVcpu final : public Vcpu {
   void fail_memory(const std::string& cause);
 
  private:
-  KvmVcpu(VmHost& vm, kvm::GuestRam& ram, KvmVcpuDirectory& directory, uint32_t index,
+  KvmVcpu(VmHost& vm, kvm::KvmMachine& machine, KvmVcpuDirectory& directory, uint32_t index,
           kvm::KvmVcpuFd fd, bool halted, kvm::HaltWatch* halt_watch,
           std::optional<kvm::VcpuStat> emulations);
   void run();
@@ -80,8 +80,9 @@ class KvmVcpu final : public Vcpu {
   void fail(const std::string& cause);
 
   VmHost& vm_;
-  kvm::GuestRam& ram_;           // the VM's; outlives its vCPUs
-  KvmVcpuDirectory& directory_;  // the VM's; outlives its vCPUs
+  const kvm::KvmMachine& machine_;  // outlives its vCPUs
+  kvm::GuestRam& ram_;              // the machine's
+  KvmVcpuDirectory& directory_;     // the VM's; outlives its vCPUs
   const uint32_t index_;
   kvm::KvmVcpuFd fd_;
   bool halted_;                           // this vCPU's thread, or anyone while it is parked

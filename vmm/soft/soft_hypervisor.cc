@@ -32,6 +32,11 @@ class SoftHypervisor final : public Hypervisor {
     return cpu_state_from_boot(boot);
   }
   Result<std::unique_ptr<Machine>> create_machine(VmHost& vm, uint32_t /*vcpu_count*/) override {
+    if (vm.platform() != Platform::kFreestanding) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "the soft engine runs the freestanding guests of DESIGN section 8 only; "
+                        "a Linux kernel needs --engine kvm");
+    }
     return std::unique_ptr<Machine>(std::make_unique<SoftMachine>(vm));
   }
 };

@@ -18,21 +18,32 @@ Result<std::unique_ptr<Vm>> Vm::create(Monitor& monitor, Hypervisor& hypervisor,
                                        std::unique_ptr<AddressSpace> space,
                                        const GuestLayout& layout,
                                        const std::vector<VcpuSnapshot>& vcpus,
-                                       std::optional<uint64_t> fork_request_ns) {
+                                       std::optional<uint64_t> fork_request_ns,
+                                       const PlatformSnapshot* platform) {
   // Within the monitor's limit, or refused before anything is made.
   if (Result<void> room = monitor.reserve_vcpus(vcpus.size()); !room) return room.error();
   std::unique_ptr<Vm> vm(
       new Vm(monitor, hypervisor, std::move(name), std::move(space), layout, fork_request_ns));
   vm->reserved_vcpus_ = vcpus.size();
-  if (Result<void> created = vm->create_vcpus(vcpus); !created) return created.error();
+  if (Result<void> created = vm->create_vcpus(vcpus, platform); !created) return created.error();
   return vm;
 }
 
-Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus) {
+Result<void> Vm::create_vcpus(const std::vector<VcpuSnapshot>& vcpus,
+                              const PlatformSnapshot* platform) {
   Result<std::unique_ptr<Machine>> machine =
       hypervisor_.create_machine(*this, static_cast<uint32_t>(vcpus.size()));
   if (!machine) return machine.error();
   machine_ = std::move(*machine);
+  if (this->platform() == Platform::kPc) {
+    make_pc_ports();
+    if (platform != nullptr) {
+      if (Result<void> set = machine_->set_platform_state(platform->chips); !set) {
+        return set.error();
+      }
+      pc_ports_->load(platform->ports);
+    }
+  }
   snapshot_requested_.assign(vcpus.size(), 0);
   for (uint32_t i = 0; i < vcpus.size(); ++i) {
     Result<std::unique_ptr<Vcpu>> made = machine_->create_vcpu(i, vcpus[i]);
@@ -164,6 +175,10 @@ std::string_view out_mnemonic(uint8_t size) {
 }  // namespace
 
 Result<PortAction> Vm::port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value) {
+  if (pc_ports_ && !port::is_abi_port(port, size)) {
+    pc_ports_->out(port, size, value);
+    return ending() ? PortAction::kStop : PortAction::kContinue;
+  }
   if (port == port::kConsole && size == 1) {
     console_.put(static_cast<char>(value & 0xff));
     return PortAction::kContinue;
@@ -190,6 +205,7 @@ Result<PortAction> Vm::port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_
 }
 
 Result<uint32_t> Vm::port_in(Vcpu& vcpu, uint16_t port, uint8_t size) {
+  if (pc_ports_) return pc_ports_->in(port, size);
   if (const DevicePort* device = device_port(port)) {
     return make_error(
         ErrorCode::kInvalidArgument,
@@ -235,6 +251,23 @@ bool Vm::begin_exclusive(Vcpu& vcpu) {
   return true;
 }
 
+void Vm::make_pc_ports() {
+  pc_ports_ = std::make_unique<PcPorts>(PcPorts::Callbacks{
+      .console_byte = [this](uint8_t byte) { console_.put(static_cast<char>(byte)); },
+      .irq_line =
+          [this](uint32_t gsi, bool level) {
+            if (Result<void> set = machine_->set_irq_line(gsi, level); !set) {
+              spdlog::warn("{}: interrupt line {} not driven: {}", name_, gsi, set.error().message);
+            }
+          },
+      .reset =
+          [this] {
+            spdlog::info("{}: the guest reset the machine (i8042); the VM ends", name_);
+            end(0);
+          },
+  });
+}
+
 Result<Vm::Frozen> Vm::freeze(Vcpu* requester) {
   Frozen frozen;
   for (const std::unique_ptr<Vcpu>& vcpu : vcpus_) {
@@ -242,6 +275,11 @@ Result<Vm::Frozen> Vm::freeze(Vcpu* requester) {
         vcpu.get() == requester ? requester->snapshot_past_fork() : vcpu->snapshot();
     if (!state) return state.error();
     frozen.vcpus.push_back(std::move(*state));
+  }
+  if (pc_ports_) {
+    Result<EngineBlob> chips = machine_->platform_state();
+    if (!chips) return chips.error();
+    frozen.platform = PlatformSnapshot{std::move(*chips), pc_ports_->save()};
   }
   // No fault of ours is being served while the snapshot is taken; the
   // snapshot clears W in our root, so what the engine mapped of our memory

@@ -27,6 +27,7 @@
 
 #include "guestmm/address_space.h"
 #include "vmm/boot/guest_layout.h"
+#include "vmm/devices/pc_ports.h"
 #include "vmm/hypervisor/hypervisor.h"
 #include "vmm/hypervisor/machine.h"
 #include "vmm/hypervisor/vcpu.h"
@@ -53,6 +54,14 @@ struct SnapshotReport {
   bool diff = false;      // only the pages no longer shared with its parent
 };
 
+// What a clone of a PC guest (Platform::kPc) takes beyond its vCPUs and
+// memory: the engine's interrupt controllers, timer and clock, and the
+// legacy ports' registers.
+struct PlatformSnapshot {
+  EngineBlob chips;  // Machine::platform_state()
+  PcPorts::State ports;
+};
+
 // The engine runs the vCPUs (vmm/hypervisor/hypervisor.h): the VM makes them
 // through its machine and they call back through VmHost.
 class Vm final : public VmHost {
@@ -60,11 +69,13 @@ class Vm final : public VmHost {
   // A VM whose vCPUs start from `vcpus` (index i is vCPU i), run by
   // `hypervisor` (the monitor's, which outlives the VM). `fork_request_ns`
   // is set for a clone: when its fork was requested (for the fork latency).
+  // `platform`: a PC clone's (null for a booted VM and a freestanding one).
   static Result<std::unique_ptr<Vm>> create(Monitor& monitor, Hypervisor& hypervisor,
                                             std::string name, std::unique_ptr<AddressSpace> space,
                                             const GuestLayout& layout,
                                             const std::vector<VcpuSnapshot>& vcpus,
-                                            std::optional<uint64_t> fork_request_ns);
+                                            std::optional<uint64_t> fork_request_ns,
+                                            const PlatformSnapshot* platform = nullptr);
   ~Vm();
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
@@ -135,6 +146,7 @@ class Vm final : public VmHost {
 
   // --- VmHost: called by the VM's vCPU threads and its engine. ---
   AddressSpace& space() override { return *space_; }
+  Platform platform() const override { return layout_.platform(); }
   // The devices; `out` of 4 bytes to the fork port is a fork request.
   Result<PortAction> port_out(Vcpu& vcpu, uint16_t port, uint8_t size, uint32_t value) override;
   Result<uint32_t> port_in(Vcpu& vcpu, uint16_t port, uint8_t size) override;
@@ -158,8 +170,11 @@ class Vm final : public VmHost {
   Vm(Monitor& monitor, Hypervisor& hypervisor, std::string name,
      std::unique_ptr<AddressSpace> space, const GuestLayout& layout,
      std::optional<uint64_t> fork_request_ns);
-  Result<void> create_vcpus(const std::vector<VcpuSnapshot>& vcpus);
+  Result<void> create_vcpus(const std::vector<VcpuSnapshot>& vcpus,
+                            const PlatformSnapshot* platform);
   void end(uint32_t status);
+  // Platform::kPc: the legacy ports, wired to the console and machine_.
+  void make_pc_ports();
   // Never started and never will be: threads already made leave at once.
   void abandon();
   // One fewer running vCPU. True when it was the last one and the monitor
@@ -183,6 +198,7 @@ class Vm final : public VmHost {
   // What a snapshot or a fork keeps of the paused VM.
   struct Frozen {
     std::vector<VcpuSnapshot> vcpus;
+    std::optional<PlatformSnapshot> platform;  // Platform::kPc
     std::unique_ptr<MemorySnapshot> memory;
   };
   // Every vCPU's state (the requester's past its request) and an O(1)
@@ -201,9 +217,9 @@ class Vm final : public VmHost {
   // limit or one cannot be built. Returns the clones' names.
   Result<std::vector<std::string>> fork_stopped(Vcpu* forker, uint32_t clones,
                                                 uint64_t requested_ns);
-  // The clones of `snapshot`; none when one cannot be built.
-  Result<std::vector<std::unique_ptr<Vm>>> build_clones(const MemorySnapshot& snapshot,
-                                                        std::vector<VcpuSnapshot>& states,
+  // The clones of `frozen` (the forker's RAX is set in its vCPU states per
+  // clone); none when one cannot be built.
+  Result<std::vector<std::unique_ptr<Vm>>> build_clones(Frozen& frozen,
                                                         std::optional<uint32_t> forker,
                                                         uint32_t clones, uint64_t requested_ns);
   std::string next_clone_name();
@@ -214,6 +230,9 @@ class Vm final : public VmHost {
   const std::string name_;
   std::unique_ptr<AddressSpace> space_;
   std::unique_ptr<Machine> machine_;  // after space_: it may map it; outlives vcpus_
+  // Platform::kPc only: the legacy ports, which drive machine_'s interrupt
+  // lines (so they go first).
+  std::unique_ptr<PcPorts> pc_ports_;
   const GuestLayout layout_;
   const std::optional<uint64_t> fork_request_ns_;
   std::optional<Lineage> lineage_;  // set before the launch

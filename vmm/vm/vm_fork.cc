@@ -8,6 +8,7 @@
 
 #include "guestmm/snapshot.h"
 #include "vmm/boot/boot_info.h"
+#include "vmm/boot/generation_page.h"
 #include "vmm/clock.h"
 #include "vmm/vm/host_pauser.h"
 #include "vmm/vm/monitor.h"
@@ -72,7 +73,7 @@ Result<std::vector<std::string>> Vm::fork_stopped(Vcpu* forker, uint32_t clones,
   std::optional<uint32_t> forker_index;
   if (forker != nullptr) forker_index = forker->index();
   Result<std::vector<std::unique_ptr<Vm>>> built =
-      build_clones(*frozen->memory, frozen->vcpus, forker_index, clones, requested_ns);
+      build_clones(*frozen, forker_index, clones, requested_ns);
   if (!built) {
     clones_made_ = names_before;  // no clone of this fork ran: the names are free again
     return built.error();
@@ -89,21 +90,24 @@ Result<std::vector<std::string>> Vm::fork_stopped(Vcpu* forker, uint32_t clones,
   return names;
 }
 
-Result<std::vector<std::unique_ptr<Vm>>> Vm::build_clones(const MemorySnapshot& snapshot,
-                                                          std::vector<VcpuSnapshot>& states,
+Result<std::vector<std::unique_ptr<Vm>>> Vm::build_clones(Frozen& frozen,
                                                           std::optional<uint32_t> forker,
                                                           uint32_t clones, uint64_t requested_ns) {
   // Every clone is built, its threads made, before any starts: on an error
   // none does (the built ones are abandoned and destroyed).
   std::vector<std::unique_ptr<Vm>> built;
+  std::vector<VcpuSnapshot>& states = frozen.vcpus;
+  const PlatformSnapshot* platform = frozen.platform ? &*frozen.platform : nullptr;
   for (uint32_t k = 1; k <= clones; ++k) {
-    Result<std::unique_ptr<AddressSpace>> space = snapshot.spawn(next_clone_name());
+    Result<std::unique_ptr<AddressSpace>> space = frozen.memory->spawn(next_clone_name());
     if (!space) return space.error();
-    if (Result<void> tagged = write_clone_id(**space, k); !tagged) return tagged.error();
+    // A freestanding guest reads k in its boot info, a PC in its generation page.
+    Result<void> tagged = platform ? advance_generation(**space, k) : write_clone_id(**space, k);
+    if (!tagged) return tagged.error();
     if (forker) states[*forker].cpu.regs.rax() = k;
     const std::string name = (*space)->name();
-    Result<std::unique_ptr<Vm>> clone =
-        Vm::create(monitor_, hypervisor_, name, std::move(*space), layout_, states, requested_ns);
+    Result<std::unique_ptr<Vm>> clone = Vm::create(monitor_, hypervisor_, name, std::move(*space),
+                                                   layout_, states, requested_ns, platform);
     if (!clone) return clone.error();
     (*clone)->set_lineage({.parent = name_, .clone_id = k});
     if (Result<void> spawned = (*clone)->spawn(); !spawned) return spawned.error();

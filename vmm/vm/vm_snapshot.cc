@@ -74,6 +74,11 @@ bool Vm::try_snapshot(Vcpu& requester) {
 Result<SnapshotReport> Vm::write_frozen(const std::filesystem::path& dir, const Frozen& frozen,
                                         std::optional<uint32_t> requester, uint64_t pause_ns,
                                         SnapshotKind kind) {
+  if (frozen.platform) {
+    return make_error(ErrorCode::kWrongState,
+                      "snapshots of Linux guests are not supported yet (their interrupt "
+                      "controllers, timer and ports are not written to the directory)");
+  }
   std::shared_ptr<PageCache> restored_from = frozen.memory->page_cache();
   if (kind == SnapshotKind::kDiff && !restored_from) {
     return make_error(ErrorCode::kWrongState,
