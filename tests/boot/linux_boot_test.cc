@@ -6,7 +6,6 @@
 #include "vmm/boot/linux_boot.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "boot_test_support.h"
+#include "tests/support/host_kernel.h"
 #include "vmm/loader/read_file.h"
 
 namespace vmfork::testing {
@@ -358,20 +358,6 @@ TEST(LinuxBootAbove4GiB, KernelPastTheIdentityMapIsRefused) {
   ASSERT_FALSE(booted.ok());
   EXPECT_NE(booted.error().message.find("4 GiB identity map"), std::string::npos)
       << booted.error().message;
-}
-
-// The first /boot/vmlinuz-* this process may read, if any.
-std::optional<std::filesystem::path> host_kernel() {
-  std::error_code error;
-  std::vector<std::filesystem::path> kernels;
-  for (const auto& entry : std::filesystem::directory_iterator("/boot", error)) {
-    if (entry.path().filename().string().starts_with("vmlinuz-")) kernels.push_back(entry.path());
-  }
-  std::sort(kernels.begin(), kernels.end());
-  for (const std::filesystem::path& path : kernels) {
-    if (::access(path.c_str(), R_OK) == 0) return path;
-  }
-  return std::nullopt;
 }
 
 class HostKernel : public ::testing::Test {

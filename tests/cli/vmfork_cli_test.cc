@@ -9,11 +9,14 @@
 #include <fstream>
 #include <initializer_list>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "tests/support/host_kernel.h"
 
 namespace {
 
@@ -173,22 +176,11 @@ INSTANTIATE_TEST_SUITE_P(
                      {"16 TiB", "8 TiB"}}),
     [](const ::testing::TestParamInfo<BadArguments>& param_info) { return param_info.param.name; });
 
-// The newest /boot/vmlinuz-*, or "" without one.
-std::string host_kernel() {
-  std::string newest;
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/boot", error)) {
-    const std::string name = entry.path().filename().string();
-    if (name.starts_with("vmlinuz-") && entry.path().string() > newest) newest = entry.path();
-  }
-  return newest;
-}
-
 TEST(VmforkCli, TheSoftEngineRefusesALinuxKernelByName) {
-  const std::string kernel = host_kernel();
-  if (kernel.empty()) GTEST_SKIP() << "no /boot/vmlinuz-*";
+  const std::optional<std::filesystem::path> kernel = vmfork::testing::host_kernel();
+  if (!kernel) GTEST_SKIP() << "no readable /boot/vmlinuz-*";
   const ProcessRun run =
-      run_vmfork("run --engine soft --kernel " + kernel, Capture::kStdoutAndStderr);
+      run_vmfork("run --engine soft --kernel " + kernel->string(), Capture::kStdoutAndStderr);
   EXPECT_NE(run.exit_status, 0);
   EXPECT_NE(run.output.find("--engine kvm"), std::string::npos) << run.output;
 }

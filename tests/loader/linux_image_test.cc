@@ -5,7 +5,6 @@
 #include "vmm/loader/linux_image.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "tests/guestmm/test_support.h"
+#include "tests/support/host_kernel.h"
 #include "vmm/loader/read_file.h"
 
 namespace vmfork::testing {
@@ -214,20 +214,6 @@ TEST(ParseLinuxImage, EveryTruncationIsRefused) {
     const std::vector<std::byte> prefix(whole.begin(), whole.begin() + static_cast<long>(size));
     EXPECT_FALSE(parse_linux_image(prefix).ok());
   }
-}
-
-// The first /boot/vmlinuz-* this process may read, if any.
-std::optional<std::filesystem::path> host_kernel() {
-  std::error_code error;
-  std::vector<std::filesystem::path> kernels;
-  for (const auto& entry : std::filesystem::directory_iterator("/boot", error)) {
-    if (entry.path().filename().string().starts_with("vmlinuz-")) kernels.push_back(entry.path());
-  }
-  std::sort(kernels.begin(), kernels.end());
-  for (const std::filesystem::path& path : kernels) {
-    if (::access(path.c_str(), R_OK) == 0) return path;
-  }
-  return std::nullopt;
 }
 
 TEST(ParseLinuxImage, HostKernelParsesAs64BitProtocol2_12OrLater) {
