@@ -6,7 +6,7 @@
 # Boots Debian's kernel (/boot/vmlinuz-<newest version with modules>; its
 # uncompressed image through the PVH entry when it can be extracted, which
 # saves seconds) under
-#   qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m <memory> -nographic -no-reboot
+#   qemu-system-x86_64 -accel tcg -cpu <model> -smp 2 -m <memory> -nographic -no-reboot
 # (TCG emulates AMD SVM with nested paging) with a busybox initramfs whose
 # /init mounts proc, sys, devtmpfs and a tmpfs on /tmp (unless --file put
 # something there), insmods kvm and kvm-amd with their dependencies (modinfo
@@ -30,6 +30,14 @@
 #   --env NAME=VALUE   Set an environment variable for CMD. Repeatable.
 #                      CMD otherwise sees only HOME=/root, PATH, TERM=dumb.
 #   --memory SIZE      Guest RAM, in qemu -m syntax (2048, 4G). Default 2048 (MiB).
+#   --cpu MODEL        qemu's -cpu (default max). max,-npt hides nested paging:
+#                      the guest's KVM then shadows its guests' page tables.
+#                      Linux guests need it (tests/linux): QEMU 7.2's TCG,
+#                      emulating nested paging, was seen to send the guest
+#                      kernel's own instruction fetches (in kvm_amd's text)
+#                      through its guest's nested page table after a #VMEXIT,
+#                      a triple fault that resets the machine, and to end
+#                      nested Linux VMs in triple faults about one boot in two.
 #   --timeout SECONDS  Give up after this long, boot included. Default 900.
 #   --verbose          Also print the guest's console (kernel log, /init) on stderr.
 #   -h, --help         Print this help.
@@ -65,6 +73,7 @@ set -euo pipefail
 
 readonly EXIT_NESTED=125
 readonly DEFAULT_MEMORY=2048
+readonly DEFAULT_CPU=max
 readonly DEFAULT_TIMEOUT=900
 readonly PACKAGES_NEEDED="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod"
 # kvm-amd because TCG emulates SVM, not VMX. The 9p set mounts shares.
@@ -94,6 +103,7 @@ build_dir="$repo_root/build"
 build_dir_given=0
 share_build_dir=1
 memory=$DEFAULT_MEMORY
+cpu=$DEFAULT_CPU
 timeout=$DEFAULT_TIMEOUT
 verbose=0
 
@@ -111,6 +121,8 @@ while [ $# -gt 0 ]; do
     --env=*) envs+=("${1#*=}"); shift ;;
     --memory) need_value "$1" $#; memory=$2; shift 2 ;;
     --memory=*) memory=${1#*=}; shift ;;
+    --cpu) need_value "$1" $#; cpu=$2; shift 2 ;;
+    --cpu=*) cpu=${1#*=}; shift ;;
     --timeout) need_value "$1" $#; timeout=$2; shift 2 ;;
     --timeout=*) timeout=${1#*=}; shift ;;
     --verbose | -v) verbose=1; shift ;;
@@ -122,6 +134,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || die "no command given (see --help)"
 [[ $memory =~ ^[1-9][0-9]*[MG]?$ ]] || die "--memory '$memory': expected a size like 2048 or 4G"
+[[ $cpu =~ ^[A-Za-z0-9_.,=+-]+$ ]] || die "--cpu '$cpu': expected a qemu CPU model like max or max,-npt"
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout '$timeout': expected a number of seconds"
 for e in ${envs[@]+"${envs[@]}"}; do
   [[ $e =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env '$e': expected NAME=VALUE"
@@ -518,7 +531,7 @@ chardev() { # chardev ID FILE: a serial port written to FILE
 kernel_args="console=ttyS0 quiet loglevel=1 panic=-1 oops=panic mitigations=off tsc=reliable"
 kernel_args+=" no_timer_check cryptomgr.notests audit=0 nowatchdog noresume"
 qemu=(
-  qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$memory" -nographic -no-reboot
+  qemu-system-x86_64 -accel tcg -cpu "$cpu" -smp 2 -m "$memory" -nographic -no-reboot
   -monitor none -parallel none -nic none
   -kernel "$boot_kernel" -initrd "$initrd"
   -append "$kernel_args"
@@ -528,6 +541,10 @@ qemu=(
   -chardev "$(chardev report "$run_dir/report")" -serial chardev:report
   ${virtfs[@]+"${virtfs[@]}"}
 )
+# Debugging only: NESTED_QEMU_EXTRA adds qemu options, split on spaces
+# (e.g. "-d int -D FILE" logs every interrupt and exception of both levels).
+# shellcheck disable=SC2206
+[ -z "${NESTED_QEMU_EXTRA:-}" ] || qemu+=(${NESTED_QEMU_EXTRA})
 timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null >"$run_dir/qemu.out" 2>&1 &
 qemu_pid=$!
 qemu_status=0

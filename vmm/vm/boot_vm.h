@@ -19,11 +19,6 @@ namespace vmfork {
 Result<std::unique_ptr<Vm>> boot_elf(Monitor& monitor, Engine engine, std::string name,
                                      std::span<const std::byte> elf, const GuestLayout& layout);
 
-// A Linux kernel (bzImage, the x86 boot protocol) with an initrd (may be
-// empty) and its command line, on a PC (`layout` from GuestLayout::create_pc):
-// the zero page, e820 map and identity map of vmm/boot/linux_boot.h and the
-// MP table of vmm/boot/mp_table.h. vCPU 0 starts at the kernel's 64-bit
-// entry; the others wait for Linux to start them (INIT, SIPI).
 // The command line a Linux guest gets when none is given: its console on
 // the UART, a reset through the i8042 when it reboots or panics, and no
 // probing of what the PC does not have (PCI, the i8042's ports).
@@ -31,6 +26,12 @@ inline constexpr std::string_view kDefaultLinuxCmdline =
     "console=ttyS0 reboot=k panic=-1 pci=off nomodule 8250.nr_uarts=1 i8042.noaux i8042.nomux "
     "i8042.nopnp i8042.dumbkbd";
 
+// A Linux kernel (bzImage, the x86 boot protocol) with an initrd (may be
+// empty) and its command line, on a PC (`layout` from GuestLayout::create_pc):
+// the zero page, e820 map and identity map of vmm/boot/linux_boot.h, the MP
+// table of vmm/boot/mp_table.h and the generation page of
+// vmm/boot/generation_page.h. vCPU 0 starts at the kernel's 64-bit entry;
+// the others wait for Linux to start them (INIT, SIPI).
 struct LinuxFiles {
   std::span<const std::byte> kernel;
   std::span<const std::byte> initrd;
