@@ -163,9 +163,6 @@ INSTANTIATE_TEST_SUITE_P(
         BadArguments{"LinuxRamAboveTheHole",
                      "run --engine soft --kernel /etc/os-release --mem 4G",
                      {"3 GiB"}},
-        BadArguments{"LinuxSnapshot",
-                     "run --kernel /etc/os-release --snapshot /tmp/vmfork-no-such-dir",
-                     {"Linux guests cannot be snapshotted"}},
         // Not CLI11's "A subcommand is required".
         BadArguments{
             "UnknownSubcommand", "runn x", {"unknown subcommand 'runn'", "run, restore, bench"}},

@@ -11,10 +11,17 @@
 #   fork  the same, then exactly one "clone <k> checksum" line for each k in
 #         1..4 with the checksum of pattern k (all distinct), and "original
 #         untouched checksum" with pattern 0's; status 0
+#   snapshot  the same as boot, then the guest snapshots itself (port 0x511)
+#         into a directory of the TCG guest's /tmp ("snapshot taken" with
+#         pattern 0's checksum, status 0), and `vmfork restore` starts 2
+#         clones of it on the kvm engine: exactly one "restored clone <k>
+#         checksum" line with pattern 0's for k in 1..2, status 0
 # PROGRAM is the host build of vmfork-linux-test: its `checksums` mode gives
 # the values the guest must print. The kernel is the one nested.sh boots
 # (/boot/vmlinuz-<newest version with modules>), given to it with --file.
-# NESTED_OPTIONS go to nested.sh (--build-dir=..., --timeout=...).
+# NESTED_OPTIONS go to nested.sh (--build-dir=..., --timeout=...). With
+# LINUX_TEST_SHOW=1 in the environment, the console and stderr are printed on
+# a pass too.
 #
 # Exit status: 0 when every check passes, 1 when one fails, 77 (ctest's skip)
 # without /bin/busybox (busybox-static: no initramfs) or a kernel in /boot.
@@ -23,6 +30,7 @@ set -uo pipefail
 readonly EXIT_SKIP=77
 readonly VCPUS=2
 readonly CLONES=4
+readonly RESTORED=2
 readonly CMDLINE_BASE="console=ttyS0 reboot=k panic=-1 pci=off nomodule 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 
 if [ $# -lt 4 ]; then
@@ -32,8 +40,8 @@ fi
 mode=$1 vmfork=$2 initramfs=$3 program=$4
 shift 4
 case $mode in
-  boot | fork) ;;
-  *) echo "linux_boot_test.sh: MODE is boot or fork, not '$mode'" >&2; exit 2 ;;
+  boot | fork | snapshot) ;;
+  *) echo "linux_boot_test.sh: MODE is boot, fork or snapshot, not '$mode'" >&2; exit 2 ;;
 esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 nested=$here/../kvm/nested.sh
@@ -78,9 +86,19 @@ pattern_checksum() {
 
 out=$(mktemp) err=$(mktemp)
 trap 'rm -f "$out" "$err"' EXIT
-bash "$nested" "$@" --file="$kernel" -- "$vmfork" --log-level warn run --engine kvm \
-  --kernel "$kernel" --initrd "$initramfs" --cmdline "$CMDLINE_BASE vmfork.test=$mode" \
-  --vcpus "$VCPUS" --mem 512M >"$out" 2>"$err"
+run_linux=("$vmfork" --log-level warn run --engine kvm --kernel "$kernel" --initrd "$initramfs"
+  --cmdline "$CMDLINE_BASE vmfork.test=$mode" --vcpus "$VCPUS" --mem 512M)
+if [ "$mode" = snapshot ]; then
+  # Two commands in the TCG guest: busybox sh runs them, with vmfork given
+  # as a --file so that its shared libraries come along. The snapshot lives
+  # in the TCG guest's /tmp and is gone with it.
+  snapshot_dir=/tmp/linux-snapshot
+  bash "$nested" "$@" --file="$kernel" --file="$vmfork" -- sh -c \
+    '"$@" --snapshot "$0" && "$1" --log-level warn restore "$0" --clones '"$RESTORED"' --engine kvm' \
+    "$snapshot_dir" "${run_linux[@]}" >"$out" 2>"$err"
+else
+  bash "$nested" "$@" --file="$kernel" -- "${run_linux[@]}" >"$out" 2>"$err"
+fi
 status=$?
 
 # The guest's tty writes CR LF; the lines are looked for anywhere in a
@@ -148,9 +166,24 @@ if [ "$mode" = fork ]; then
     exit 1
   fi
 fi
+if [ "$mode" = snapshot ]; then
+  check expect_one "taking a snapshot"
+  check expect_one "snapshot taken, checksum 0x[0-9a-f]{16}"
+  check expect_checksum "snapshot" "snapshot taken, checksum 0x[0-9a-f]{16}" "$pattern0"
+  for k in $(seq 1 "$RESTORED"); do
+    check expect_one "restored clone $k checksum 0x[0-9a-f]{16}"
+    check expect_checksum "restored clone $k" "restored clone $k checksum 0x[0-9a-f]{16}" "$pattern0"
+  done
+  if [ "$(lines "restored clone [0-9]+ checksum" | grep -c '')" -ne "$RESTORED" ]; then
+    echo "FAIL linux $mode: expected exactly $RESTORED restored clones"
+    show
+    exit 1
+  fi
+fi
 if [ "$status" -ne 0 ]; then
   echo "FAIL linux $mode: vmfork exited with status $status, expected 0"
   show
   exit 1
 fi
+if [ "${LINUX_TEST_SHOW:-0}" = 1 ]; then show; fi
 echo "PASS linux $mode"

@@ -474,6 +474,40 @@ const std::vector<BadSnapshot>& bad_snapshots() {
        },
        {"state.json", "config.json"},
        {"layout.vcpus"}},
+      {"PcSnapshotOnTheSoftEngine",
+       // Made a Linux guest's snapshot (platform "pc", a PC's devices, both
+       // checksums recomputed): a complete snapshot, which only the kvm
+       // engine restores.
+       [](const fs::path& dir) {
+         nlohmann::json config = read_json(dir / "config.json");
+         config["platform"] = "pc";
+         const std::string config_text = config.dump(2) + "\n";
+         write_file(dir / "config.json", config_text);
+         nlohmann::json state = read_json(dir / "state.json");
+         state["config_checksum"] =
+             checksum_text(XXH3_64bits(config_text.data(), config_text.size()));
+         state["layout"]["platform"] = "pc";
+         state["devices"]["pc"] = {
+             {"chips", {{"engine", "kvm"}, {"hex", ""}}},
+             {"com1",
+              {{"ier", 0},
+               {"fcr", 0},
+               {"lcr", 3},
+               {"mcr", 0},
+               {"scr", 0},
+               {"dll", 1},
+               {"dlm", 0},
+               {"thri_pending", false},
+               {"irq_level", false},
+               {"rx", std::string(32, '0')},
+               {"rx_head", 0},
+               {"rx_count", 0}}},
+             {"rtc", {{"index", 0}, {"nmi_masked", false}, {"ram", std::string(256, '0')}}}};
+         write_state_json(dir / "state.json", state);
+         return dir;
+       },
+       {},
+       {"snapshot of a Linux guest", "--engine kvm"}},
   };
   return cases;
 }

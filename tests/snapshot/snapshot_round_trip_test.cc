@@ -131,7 +131,8 @@ TEST(SnapshotRoundTrip, ConfigJsonIsWhatTheUserSetReadable) {
   EXPECT_EQ(config, (nlohmann::json{{"vcpus", 2},
                                     {"ram_bytes", 4 * kMiB},
                                     {"guest", "/guests/hello.elf"},
-                                    {"engine", "kvm"}}));
+                                    {"engine", "kvm"},
+                                    {"platform", "freestanding"}}));
 }
 
 TEST(SnapshotRoundTrip, StateJsonDescribesTheMemoryFile) {

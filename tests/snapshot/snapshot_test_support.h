@@ -98,6 +98,49 @@ inline SnapshotState sample_state(uint32_t vcpus = 2) {
   return state;
 }
 
+// A PC guest's platform state with every register set to a distinct value.
+inline PlatformSnapshot sample_platform() {
+  PlatformSnapshot platform;
+  platform.chips.engine = Engine::kKvm;
+  for (uint32_t i = 0; i < 1000; ++i)
+    platform.chips.bytes.push_back(static_cast<uint8_t>(i * 13 + 1));
+  Uart16550::State& com1 = platform.ports.com1;
+  com1 = {.ier = 0x0f,
+          .fcr = 0xc1,
+          .lcr = 0x03,
+          .mcr = 0x0b,
+          .scr = 0x5a,
+          .dll = 0x01,
+          .dlm = 0x02,
+          .thri_pending = true,
+          .rx = {},
+          .rx_head = 14,
+          .rx_count = 3,
+          .irq_level = true};
+  for (size_t i = 0; i < com1.rx.size(); ++i)
+    com1.rx[i] = static_cast<uint8_t>('a' + i);
+  CmosRtc::State& rtc = platform.ports.rtc;
+  rtc.index = 0x0b;
+  rtc.nmi_masked = true;
+  for (size_t i = 0; i < rtc.ram.size(); ++i)
+    rtc.ram[i] = static_cast<uint8_t>(255 - i);
+  return platform;
+}
+
+// A Linux guest's snapshot: Platform::kPc, with sample_platform().
+inline SnapshotConfig sample_pc_config(uint32_t vcpus = 2, uint64_t ram_bytes = 4 * kMiB) {
+  SnapshotConfig config = sample_config(vcpus, ram_bytes);
+  config.guest = "/boot/vmlinuz";
+  config.platform = Platform::kPc;
+  return config;
+}
+
+inline SnapshotState sample_pc_state(uint32_t vcpus = 2) {
+  SnapshotState state = sample_state(vcpus);
+  state.platform = sample_platform();
+  return state;
+}
+
 using Pages = std::map<uint64_t, std::vector<std::byte>>;  // gfn -> its 4 KiB
 
 inline std::vector<std::byte> page_pattern(uint64_t seed) {

@@ -128,8 +128,9 @@ void add_run_command(CLI::App& app, std::function<int()>& chosen) {
                       "KVM's interrupt controllers and PIT and an 8250 UART on 0x3F8 (IRQ 4) as "
                       "its console. The guest ends the VM with an out of its status to port "
                       "0xF4 (after iopl(3)), or by rebooting (reboot=k: status 0); a triple "
-                      "fault ends it with an error. Forking and snapshotting Linux guests are "
-                      "not supported yet. RAM up to 3G, 1 to 64 vCPUs")
+                      "fault ends it with an error. It forks (port 0x510) and snapshots itself "
+                      "(0x511) from user space as a freestanding guest does; its snapshots "
+                      "restore on the kvm engine only. RAM up to 3G, 1 to 64 vCPUs")
           ->type_name("PATH")
           ->check(CLI::ExistingFile)
           ->excludes("guest");
@@ -162,9 +163,6 @@ void add_run_command(CLI::App& app, std::function<int()>& chosen) {
   run->callback([args, &chosen] {
     if (args->guest.empty() && args->kernel.empty()) {
       throw CLI::ValidationError("run", "a guest ELF or --kernel is required");
-    }
-    if (!args->kernel.empty() && !args->snapshot_dir.empty()) {
-      throw CLI::ValidationError("--snapshot", "Linux guests cannot be snapshotted yet");
     }
     chosen = [args] { return run_reporting_errors([args] { return run_guest(*args); }); };
   });

@@ -69,6 +69,7 @@ class CmosRtc {
     uint8_t index = 0;
     bool nmi_masked = false;
     std::array<uint8_t, 128> ram{};
+    friend bool operator==(const State&, const State&) = default;
   };
   State state() const { return {index_, nmi_masked_, ram_}; }
   void set_state(const State& state) {

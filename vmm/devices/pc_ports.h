@@ -52,6 +52,7 @@ class PcPorts {
   struct State {
     Uart16550::State com1;
     CmosRtc::State rtc;
+    friend bool operator==(const State&, const State&) = default;
   };
   State save();
   void load(const State& state);

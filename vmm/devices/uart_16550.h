@@ -87,6 +87,7 @@ class Uart16550 {
     std::array<uint8_t, kFifoSize> rx{};
     size_t rx_head = 0, rx_count = 0;
     bool irq_level = false;
+    friend bool operator==(const State&, const State&) = default;
   };
   State state() const;
   // Reports no level change: the clone's interrupt controller was copied

@@ -3,7 +3,6 @@
 #include <array>
 #include <limits>
 #include <string>
-#include <string_view>
 
 namespace vmfork {
 namespace {
@@ -40,18 +39,6 @@ constexpr std::array<NamedControl, 7> kControls = {{{"cr0", &CpuControl::cr0},
                                                     {"cr8", &CpuControl::cr8},
                                                     {"efer", &CpuControl::efer},
                                                     {"apic_base", &CpuControl::apic_base}}};
-
-constexpr std::string_view kHexDigits = "0123456789abcdef";
-
-std::string to_hex(const std::vector<uint8_t>& bytes) {
-  std::string text;
-  text.reserve(bytes.size() * 2);
-  for (const uint8_t byte : bytes) {
-    text.push_back(kHexDigits[byte >> 4]);
-    text.push_back(kHexDigits[byte & 0xf]);
-  }
-  return text;
-}
 
 json segment_to_json(const CpuSegment& s) {
   return {{"base", s.base},
@@ -99,27 +86,6 @@ CpuDescriptorTable table_from_json(JsonFields& f, const Node& node) {
           .limit = narrow<uint16_t>(f, f.field(node, "limit"))};
 }
 
-std::vector<uint8_t> bytes_from_hex(JsonFields& f, const Node& node) {
-  const std::string text = f.string(node);
-  std::vector<uint8_t> bytes;
-  if (f.failed()) return bytes;
-  if (text.size() % 2 != 0) {
-    f.fail(node, "odd number of hex digits (" + std::to_string(text.size()) + ")");
-    return bytes;
-  }
-  bytes.reserve(text.size() / 2);
-  for (size_t i = 0; i < text.size(); i += 2) {
-    const size_t high = kHexDigits.find(text[i]);
-    const size_t low = kHexDigits.find(text[i + 1]);
-    if (high == std::string_view::npos || low == std::string_view::npos) {
-      f.fail(node, "character " + std::to_string(i) + " is not a lower-case hex digit");
-      return bytes;
-    }
-    bytes.push_back(static_cast<uint8_t>(high << 4 | low));
-  }
-  return bytes;
-}
-
 }  // namespace
 
 json vcpu_to_json(const VcpuSnapshot& vcpu) {
@@ -150,7 +116,7 @@ json vcpu_to_json(const VcpuSnapshot& vcpu) {
           {"control", std::move(control)},
           {"msrs", std::move(msrs)},
           {"tsc_offset", cpu.tsc_offset ? json(*cpu.tsc_offset) : json(nullptr)},
-          {"fpu", {{"engine", to_string(cpu.fpu.engine)}, {"hex", to_hex(cpu.fpu.bytes)}}}};
+          {"fpu", engine_blob_to_json(cpu.fpu)}};
 }
 
 VcpuSnapshot vcpu_from_json(JsonFields& f, const Node& node) {
@@ -188,10 +154,16 @@ VcpuSnapshot vcpu_from_json(JsonFields& f, const Node& node) {
   const Node tsc_offset = f.field(node, "tsc_offset");  // null: the engine has none
   if (!f.is_null(tsc_offset)) cpu.tsc_offset = f.unsigned_integer(tsc_offset);
 
-  const Node fpu = f.field(node, "fpu");
-  cpu.fpu.engine = f.engine(f.field(fpu, "engine"));
-  cpu.fpu.bytes = bytes_from_hex(f, f.field(fpu, "hex"));
+  cpu.fpu = engine_blob_from_json(f, f.field(node, "fpu"));
   return vcpu;
+}
+
+json engine_blob_to_json(const EngineBlob& blob) {
+  return {{"engine", to_string(blob.engine)}, {"hex", hex_text(blob.bytes)}};
+}
+
+EngineBlob engine_blob_from_json(JsonFields& f, const Node& node) {
+  return {.engine = f.engine(f.field(node, "engine")), .bytes = f.hex_bytes(f.field(node, "hex"))};
 }
 
 }  // namespace vmfork

@@ -15,4 +15,8 @@ nlohmann::json vcpu_to_json(const VcpuSnapshot& vcpu);
 // Errors go to `fields` (the returned value is then meaningless).
 VcpuSnapshot vcpu_from_json(JsonFields& fields, const JsonFields::Node& node);
 
+// {"engine": "kvm", "hex": "..."}: a vCPU's FPU blob, a PC's chips.
+nlohmann::json engine_blob_to_json(const EngineBlob& blob);
+EngineBlob engine_blob_from_json(JsonFields& fields, const JsonFields::Node& node);
+
 }  // namespace vmfork

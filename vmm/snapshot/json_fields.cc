@@ -3,6 +3,11 @@
 #include <string_view>
 
 namespace vmfork {
+namespace {
+
+constexpr std::string_view kHexDigits = "0123456789abcdef";
+
+}  // namespace
 
 JsonFields::Node JsonFields::field(const Node& object, const char* key) {
   const std::string path = object.path.empty() ? key : object.path + "." + key;
@@ -77,14 +82,54 @@ Engine JsonFields::engine(const Node& node) {
   return Engine::kSoft;
 }
 
+std::vector<uint8_t> JsonFields::hex_bytes(const Node& node) {
+  const std::string text = string(node);
+  std::vector<uint8_t> bytes;
+  if (failed()) return bytes;
+  if (text.size() % 2 != 0) {
+    fail(node, "odd number of hex digits (" + std::to_string(text.size()) + ")");
+    return bytes;
+  }
+  bytes.reserve(text.size() / 2);
+  for (size_t i = 0; i < text.size(); i += 2) {
+    const size_t high = kHexDigits.find(text[i]);
+    const size_t low = kHexDigits.find(text[i + 1]);
+    if (high == std::string_view::npos || low == std::string_view::npos) {
+      fail(node, "character " + std::to_string(i) + " is not a lower-case hex digit");
+      return bytes;
+    }
+    bytes.push_back(static_cast<uint8_t>(high << 4 | low));
+  }
+  return bytes;
+}
+
+std::string hex_text(std::span<const uint8_t> bytes) {
+  std::string text;
+  text.reserve(bytes.size() * 2);
+  for (const uint8_t byte : bytes) {
+    text.push_back(kHexDigits[byte >> 4]);
+    text.push_back(kHexDigits[byte & 0xf]);
+  }
+  return text;
+}
+
+Platform JsonFields::platform(const Node& node) {
+  const std::string name = string(node);
+  if (failed()) return Platform::kFreestanding;
+  for (const Platform platform : {Platform::kFreestanding, Platform::kPc}) {
+    if (name == to_string(platform)) return platform;
+  }
+  fail(node, "\"" + name + "\" is not a platform (expected \"freestanding\" or \"pc\")");
+  return Platform::kFreestanding;
+}
+
 uint64_t JsonFields::checksum(const Node& node) {
   const std::string text = string(node);
   if (failed()) return 0;
-  constexpr std::string_view kDigits = "0123456789abcdef";
   uint64_t value = 0;
   bool well_formed = text.size() == 18 && text.starts_with("0x");
   for (size_t i = 2; well_formed && i < text.size(); ++i) {
-    const size_t digit = kDigits.find(text[i]);
+    const size_t digit = kHexDigits.find(text[i]);
     well_formed = digit != std::string_view::npos;
     value = value << 4 | digit;
   }

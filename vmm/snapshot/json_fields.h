@@ -8,11 +8,14 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "vmm/boot/platform.h"
 #include "vmm/hypervisor/engine.h"
 
 namespace vmfork {
@@ -31,6 +34,11 @@ class JsonFields {
   Node root(const nlohmann::json& document) const { return {&document, ""}; }
   // A required member of an object.
   Node field(const Node& object, const char* key);
+  // Whether an object has the member `key`: for members a later version
+  // added, absent from older files.
+  bool has(const Node& object, const char* key) const {
+    return usable(object) && object.value->is_object() && object.value->contains(key);
+  }
   // Whether a (present) value is null: how optional fields say "none".
   bool is_null(const Node& node) const { return usable(node) && node.value->is_null(); }
   // The number of elements of an array, and one of them.
@@ -42,8 +50,12 @@ class JsonFields {
   std::string string(const Node& node);
   // "soft" or "kvm".
   Engine engine(const Node& node);
+  // "freestanding" or "pc".
+  Platform platform(const Node& node);
   // "0x" and 16 hex digits (checksum_text of checksum.h).
   uint64_t checksum(const Node& node);
+  // Lower-case hex digits, two a byte (hex_text).
+  std::vector<uint8_t> hex_bytes(const Node& node);
   // Requires an object (a member whose content does not matter yet).
   void object(const Node& node);
 
@@ -60,5 +72,8 @@ class JsonFields {
   std::string file_;
   std::optional<Error> error_;
 };
+
+// Two lower-case hex digits a byte.
+std::string hex_text(std::span<const uint8_t> bytes);
 
 }  // namespace vmfork

@@ -85,6 +85,12 @@ Result<Layer> open_layer(const fs::path& dir) {
                    ": layout.vcpus: " + std::to_string(layer.state.state.vcpus.size()) + ", " +
                    config_path.string() + " says " + std::to_string(layer.config.vcpus));
   }
+  const Platform state_platform =
+      layer.state.state.platform ? Platform::kPc : Platform::kFreestanding;
+  if (layer.config.platform != state_platform) {
+    return invalid(state_path.string() + ": layout.platform: " + to_string(state_platform) + ", " +
+                   config_path.string() + " says " + to_string(layer.config.platform));
+  }
 
   Result<FileDescriptor> memory = open_memory(memory_path, layer.state.ram_bytes, state_path);
   if (!memory.ok()) return memory.error();
@@ -171,6 +177,10 @@ Result<OpenedSnapshot> open_snapshot(const fs::path& dir) {
     if (layer->config.vcpus != opened.config.vcpus) {
       return invalid(field + parent->string() + " has " + std::to_string(layer->config.vcpus) +
                      " vCPUs, this chain " + std::to_string(opened.config.vcpus));
+    }
+    if (layer->config.platform != opened.config.platform) {
+      return invalid(field + parent->string() + " is of a " + to_string(layer->config.platform) +
+                     " guest, this chain of a " + to_string(opened.config.platform) + " one");
     }
     opened.chain.push_back(*parent_dir);
     memories.push_back(std::move(layer->memory));

@@ -6,6 +6,7 @@
 #include "vmm/snapshot/checksum.h"
 #include "vmm/snapshot/cpu_state_json.h"
 #include "vmm/snapshot/json_fields.h"
+#include "vmm/snapshot/platform_json.h"
 #include "vmm/snapshot/snapshot_config.h"
 
 namespace vmfork {
@@ -73,12 +74,18 @@ std::string state_json_text(const StateFile& file) {
   json vcpus = json::array();
   for (const VcpuSnapshot& vcpu : state.vcpus)
     vcpus.push_back(vcpu_to_json(vcpu));
+  const Platform platform = state.platform ? Platform::kPc : Platform::kFreestanding;
+  json devices = {{"console", json::object()}};
+  if (state.platform) devices["pc"] = platform_to_json(*state.platform);
   json document = {
       {"format_version", kSnapshotFormatVersion},
-      {"layout", {{"ram_bytes", file.ram_bytes}, {"vcpus", state.vcpus.size()}}},
+      {"layout",
+       {{"ram_bytes", file.ram_bytes},
+        {"vcpus", state.vcpus.size()},
+        {"platform", to_string(platform)}}},
       {"vcpus", std::move(vcpus)},
       {"requester", state.requester ? json(*state.requester) : json(nullptr)},
-      {"devices", {{"console", json::object()}}},
+      {"devices", std::move(devices)},
       {"parent", state.parent ? json(state.parent->string()) : json(nullptr)},
       {"config_checksum", checksum_text(file.config_checksum)},
       {"parent_checksum",
@@ -120,10 +127,16 @@ Result<StateFile> parse_state_json(const std::filesystem::path& path, const std:
   out.ram_bytes = f.unsigned_integer(f.field(layout, "ram_bytes"));
   const auto vcpu_count =
       static_cast<uint32_t>(f.unsigned_integer(f.field(layout, "vcpus"), UINT32_MAX));
+  // Absent from files written before PC guests had snapshots.
+  const Platform platform =
+      f.has(layout, "platform") ? f.platform(f.field(layout, "platform")) : Platform::kFreestanding;
   if (Result<void> fields = f.result(); !fields.ok()) return fields.error();
-  if (Result<void> checked = check_config(
-          {.vcpus = vcpu_count, .ram_bytes = out.ram_bytes, .guest = {}, .engine = Engine::kSoft},
-          path.string() + ": layout");
+  if (Result<void> checked = check_config({.vcpus = vcpu_count,
+                                           .ram_bytes = out.ram_bytes,
+                                           .guest = {},
+                                           .engine = Engine::kSoft,
+                                           .platform = platform},
+                                          path.string() + ": layout");
       !checked.ok()) {
     return checked.error();
   }
@@ -150,6 +163,11 @@ Result<StateFile> parse_state_json(const std::filesystem::path& path, const std:
 
   const Node devices = f.field(root, "devices");
   f.object(f.field(devices, "console"));
+  if (platform == Platform::kPc) {
+    out.state.platform = platform_from_json(f, f.field(devices, "pc"));
+  } else if (f.has(devices, "pc")) {
+    f.fail(f.field(devices, "pc"), "set, but layout.platform is \"freestanding\"");
+  }
 
   const Node parent = f.field(root, "parent");
   if (!f.is_null(parent)) {

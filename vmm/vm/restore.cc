@@ -6,6 +6,7 @@
 
 #include "guestmm/page_cache.h"
 #include "vmm/boot/boot_info.h"
+#include "vmm/boot/generation_page.h"
 #include "vmm/clock.h"
 
 namespace vmfork {
@@ -14,7 +15,13 @@ Result<Restored> restore_clones(Monitor& monitor, Hypervisor& hypervisor,
                                 const OpenedSnapshot& snapshot, const RestoreOptions& options,
                                 uint64_t requested_ns) {
   const SnapshotConfig& config = snapshot.config;
-  Result<GuestLayout> layout = GuestLayout::create(config.ram_bytes, config.vcpus);
+  if (config.platform == Platform::kPc && hypervisor.engine() != Engine::kKvm) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("{} is a snapshot of a Linux guest: it restores on the kvm "
+                                  "engine only (--engine kvm), not on {}",
+                                  snapshot.dir.string(), to_string(hypervisor.engine())));
+  }
+  Result<GuestLayout> layout = snapshot_layout(config);
   if (!layout) {
     return make_error(layout.error().code,
                       fmt::format("{}: {}", snapshot.dir.string(), layout.error().message));
@@ -34,16 +41,20 @@ Result<Restored> restore_clones(Monitor& monitor, Hypervisor& hypervisor,
 
   const uint64_t build_start = now_ns();
   std::vector<VcpuSnapshot> states = snapshot.state.vcpus;
+  const PlatformSnapshot* platform = snapshot.state.platform ? &*snapshot.state.platform : nullptr;
   std::vector<std::unique_ptr<Vm>> built;
   for (uint32_t k = 1; k <= options.clones; ++k) {
     const std::string name = fmt::format("{}.{}", options.name, k);
     Result<std::unique_ptr<AddressSpace>> space =
         monitor.memory().create_space(name, config.ram_bytes, *cache);
     if (!space) return space.error();
-    if (Result<void> tagged = write_clone_id(**space, k); !tagged) return tagged.error();
+    // A freestanding guest reads k in its boot info, a PC in its generation
+    // page (one past the snapshot's generation).
+    Result<void> tagged = platform ? advance_generation(**space, k) : write_clone_id(**space, k);
+    if (!tagged) return tagged.error();
     if (snapshot.state.requester) states[*snapshot.state.requester].cpu.regs.rax() = k;
-    Result<std::unique_ptr<Vm>> clone =
-        Vm::create(monitor, hypervisor, name, std::move(*space), *layout, states, requested_ns);
+    Result<std::unique_ptr<Vm>> clone = Vm::create(monitor, hypervisor, name, std::move(*space),
+                                                   *layout, states, requested_ns, platform);
     if (!clone) return clone.error();
     (*clone)->set_lineage({.parent = snapshot.dir.string(), .clone_id = k});
     if (Result<void> spawned = (*clone)->spawn(); !spawned) return spawned.error();

@@ -43,8 +43,10 @@ struct Restored {
 };
 
 // Starts `options.clones` clones of `snapshot` (checked by open_snapshot)
-// on `hypervisor`'s engine: clone k's boot-info clone_id is k, and the vCPU
-// that asked for the snapshot (port 0x511), if any, resumes with RAX = k.
+// on `hypervisor`'s engine: clone k's boot-info clone_id is k (a PC
+// guest's: its generation page's, with the generation one past the
+// snapshot's), and the vCPU that asked for the snapshot (port 0x511), if any,
+// resumes with RAX = k. A PC guest's snapshot is refused on the soft engine.
 // Every clone is built before any starts; on an error none does, and the
 // error names what failed. `requested_ns` (now_ns()) starts each clone's
 // latency to its first instruction.

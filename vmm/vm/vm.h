@@ -32,6 +32,7 @@
 #include "vmm/hypervisor/machine.h"
 #include "vmm/hypervisor/vcpu.h"
 #include "vmm/hypervisor/vm_host.h"
+#include "vmm/snapshot/snapshot_state.h"
 #include "vmm/vm/console.h"
 #include "vmm/vm/journal.h"
 #include "vmm/vm/ports.h"
@@ -52,14 +53,6 @@ struct SnapshotReport {
   uint64_t write_ns = 0;  // the files, written while the VM ran on
   uint64_t pages = 0;     // stored in the memory file
   bool diff = false;      // only the pages no longer shared with its parent
-};
-
-// What a clone of a PC guest (Platform::kPc) takes beyond its vCPUs and
-// memory: the engine's interrupt controllers, timer and clock, and the
-// legacy ports' registers.
-struct PlatformSnapshot {
-  EngineBlob chips;  // Machine::platform_state()
-  PcPorts::State ports;
 };
 
 // The engine runs the vCPUs (vmm/hypervisor/hypervisor.h): the VM makes them

@@ -74,11 +74,6 @@ bool Vm::try_snapshot(Vcpu& requester) {
 Result<SnapshotReport> Vm::write_frozen(const std::filesystem::path& dir, const Frozen& frozen,
                                         std::optional<uint32_t> requester, uint64_t pause_ns,
                                         SnapshotKind kind) {
-  if (frozen.platform) {
-    return make_error(ErrorCode::kWrongState,
-                      "snapshots of Linux guests are not supported yet (their interrupt "
-                      "controllers, timer and ports are not written to the directory)");
-  }
   std::shared_ptr<PageCache> restored_from = frozen.memory->page_cache();
   if (kind == SnapshotKind::kDiff && !restored_from) {
     return make_error(ErrorCode::kWrongState,
@@ -90,8 +85,12 @@ Result<SnapshotReport> Vm::write_frozen(const std::filesystem::path& dir, const 
   SnapshotConfig config{.vcpus = vcpu_count(),
                         .ram_bytes = layout_.ram_bytes(),
                         .guest = monitor_.guest_label(),
-                        .engine = engine()};
-  SnapshotState state{.vcpus = frozen.vcpus, .requester = requester, .parent = std::nullopt};
+                        .engine = engine(),
+                        .platform = platform()};
+  SnapshotState state{.vcpus = frozen.vcpus,
+                      .requester = requester,
+                      .parent = std::nullopt,
+                      .platform = frozen.platform};
   // A VM restored from a snapshot stores what it no longer shares with it.
   PagesToStore which = PagesToStore::kAll;
   if (restored_from) {
