@@ -21,6 +21,13 @@
  *   snapshot  the same as boot, then snapshots. The running VM and every
  *             restored clone check that the buffer holds pattern 0. Status 0;
  *             1 if the memory changed; 2 if the snapshot failed.
+ *   hostile  the same as boot, then forks 2 clones. Clone 2 writes pattern 2
+ *             and prints its checksum, as in fork. Clone 1 misbehaves: it reads
+ *             and writes ports no device answers (PCI configuration, COM2,
+ *             0x1234) and prints what they read, then sets the kernel's
+ *             reboot type to a triple fault (/sys/kernel/reboot/type) and
+ *             reboots: its VM must end alone, with an error, while the
+ *             original checks its memory as in fork.
  *   checksums prints the checksum of patterns 0..4 and touches no port: the
  *             tests run it on the host for the values the guest must print.
  *
@@ -40,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/io.h>
+#include <sys/reboot.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -62,6 +70,7 @@ enum {
 #define BUFFER_WORDS (BUFFER_BYTES / sizeof(uint64_t))
 #define PATTERN_ORIGINAL 0u
 #define CLONES 4u
+#define HOSTILE_CLONES 2u
 /* The original re-checks its buffer this many times, a second apart, so that
  * the clones have written theirs by the last check on any host but a very
  * slow one (where the test is weaker, never wrong). */
@@ -143,19 +152,16 @@ static int enable_ports(void) {
   return 0;
 }
 
-static int run_fork(volatile uint64_t* buffer, uint64_t original) {
-  printf("linux-guest: forking %u clones\n", CLONES);
-  flush_console();
-  const int32_t k = port_out(PORT_FORK, CLONES);
-  if (k < 0) {
-    printf("linux-guest: fork refused (%" PRId32 ")\n", k);
-    return end_vm(STATUS_PORT_REFUSED);
-  }
-  if (k > 0) {
-    fill(buffer, (uint64_t)k);
-    printf("linux-guest: clone %" PRId32 " checksum 0x%016" PRIx64 "\n", k, checksum(buffer));
-    return end_vm(STATUS_OK);
-  }
+/* Clone K of a fork: writes pattern K over the buffer and prints its checksum. */
+static int write_pattern_as_clone(volatile uint64_t* buffer, int32_t k) {
+  fill(buffer, (uint64_t)k);
+  printf("linux-guest: clone %" PRId32 " checksum 0x%016" PRIx64 "\n", k, checksum(buffer));
+  return end_vm(STATUS_OK);
+}
+
+/* The original after a fork: its buffer must still hold ORIGINAL's pattern
+ * while the clones write theirs. */
+static int check_original(volatile uint64_t* buffer, uint64_t original) {
   for (unsigned check = 1; check <= ORIGINAL_CHECKS; ++check) {
     const uint64_t now = checksum(buffer);
     if (now != original) {
@@ -168,6 +174,74 @@ static int run_fork(volatile uint64_t* buffer, uint64_t original) {
   }
   printf("linux-guest: original untouched checksum 0x%016" PRIx64 "\n", original);
   return end_vm(STATUS_OK);
+}
+
+static int run_fork(volatile uint64_t* buffer, uint64_t original) {
+  printf("linux-guest: forking %u clones\n", CLONES);
+  flush_console();
+  const int32_t k = port_out(PORT_FORK, CLONES);
+  if (k < 0) {
+    printf("linux-guest: fork refused (%" PRId32 ")\n", k);
+    return end_vm(STATUS_PORT_REFUSED);
+  }
+  if (k > 0) return write_pattern_as_clone(buffer, k);
+  return check_original(buffer, original);
+}
+
+/* in from PORT, SIZE bytes (1, 2 or 4). */
+static uint32_t port_in(uint16_t port, unsigned size) {
+  uint32_t value = 0;
+  if (size == 1) {
+    uint8_t byte;
+    __asm__ volatile("inb %%dx, %%al" : "=a"(byte) : "d"(port));
+    value = byte;
+  } else if (size == 2) {
+    uint16_t word;
+    __asm__ volatile("inw %%dx, %%ax" : "=a"(word) : "d"(port));
+    value = word;
+  } else {
+    __asm__ volatile("inl %%dx, %%eax" : "=a"(value) : "d"(port));
+  }
+  return value;
+}
+
+/* Clone K of the hostile mode: ports nobody answers, then a triple fault. */
+static int misbehave(int32_t k) {
+  /* PCI configuration mechanism 1 (this machine has no PCI), COM2, and a
+   * port of no device at all: each must read all ones. */
+  port_out(0xCF8, 0x80000000u);
+  const uint32_t pci = port_in(0xCFC, 4);
+  const uint32_t com2 = port_in(0x2F8, 1);
+  __asm__ volatile("outb %%al, %%dx" : : "a"((uint8_t)0x5a), "d"((uint16_t)0x1234));
+  const uint32_t nothing = port_in(0x1234, 2);
+  printf("linux-guest: hostile clone %" PRId32 " read pci 0x%08" PRIx32 " com2 0x%02" PRIx32
+         " port 0x1234 0x%04" PRIx32 "\n",
+         k, pci, com2, nothing);
+  FILE* type = fopen("/sys/kernel/reboot/type", "w");
+  if (type == NULL || fputs("triple", type) < 0 || fclose(type) != 0) {
+    printf("linux-guest: hostile clone %" PRId32 ": cannot set the reboot type: %s\n", k,
+           strerror(errno));
+    return end_vm(STATUS_PORT_REFUSED);
+  }
+  printf("linux-guest: hostile clone %" PRId32 " triple-faulting\n", k);
+  flush_console();
+  sync();
+  reboot(RB_AUTOBOOT);
+  printf("linux-guest: hostile clone %" PRId32 ": reboot failed: %s\n", k, strerror(errno));
+  return end_vm(STATUS_PORT_REFUSED);
+}
+
+static int run_hostile(volatile uint64_t* buffer, uint64_t original) {
+  printf("linux-guest: forking %u clones, clone 1 hostile\n", HOSTILE_CLONES);
+  flush_console();
+  const int32_t k = port_out(PORT_FORK, HOSTILE_CLONES);
+  if (k < 0) {
+    printf("linux-guest: fork refused (%" PRId32 ")\n", k);
+    return end_vm(STATUS_PORT_REFUSED);
+  }
+  if (k == 1) return misbehave(k);
+  if (k > 0) return write_pattern_as_clone(buffer, k);
+  return check_original(buffer, original);
 }
 
 static int run_snapshot(volatile uint64_t* buffer, uint64_t original) {
@@ -200,10 +274,10 @@ static int print_checksums(volatile uint64_t* buffer) {
   return STATUS_OK;
 }
 
-enum mode { MODE_BOOT, MODE_FORK, MODE_SNAPSHOT, MODE_CHECKSUMS, MODE_UNKNOWN };
+enum mode { MODE_BOOT, MODE_FORK, MODE_SNAPSHOT, MODE_HOSTILE, MODE_CHECKSUMS, MODE_UNKNOWN };
 
 static enum mode parse_mode(const char* name) {
-  static const char* const names[] = {"boot", "fork", "snapshot", "checksums"};
+  static const char* const names[] = {"boot", "fork", "snapshot", "hostile", "checksums"};
   for (unsigned m = 0; m < sizeof names / sizeof names[0]; ++m) {
     if (strcmp(name, names[m]) == 0) return (enum mode)m;
   }
@@ -214,7 +288,8 @@ int main(int argc, char** argv) {
   const char* name = argc == 2 ? argv[1] : "";
   const enum mode mode = parse_mode(name);
   if (mode == MODE_UNKNOWN) {
-    fprintf(stderr, "usage: vmfork-linux-test boot|fork|snapshot|checksums (got '%s')\n", name);
+    fprintf(stderr, "usage: vmfork-linux-test boot|fork|snapshot|hostile|checksums (got '%s')\n",
+            name);
     return STATUS_USAGE;
   }
   volatile uint64_t* buffer = malloc(BUFFER_BYTES);
@@ -235,6 +310,8 @@ int main(int argc, char** argv) {
       return run_fork(buffer, original);
     case MODE_SNAPSHOT:
       return run_snapshot(buffer, original);
+    case MODE_HOSTILE:
+      return run_hostile(buffer, original);
     default:
       return end_vm(STATUS_OK);
   }

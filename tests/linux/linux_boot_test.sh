@@ -16,6 +16,11 @@
 #         pattern 0's checksum, status 0), and `vmfork restore` starts 2
 #         clones of it on the kvm engine: exactly one "restored clone <k>
 #         checksum" line with pattern 0's for k in 1..2, status 0
+#   hostile  the same as boot, then forks 2 clones: clone 2 prints pattern
+#         2's checksum; clone 1 reads all ones from ports no device answers
+#         and triple-faults its kernel. vmfork exits with status 1 (clone 1's
+#         error, which names the triple fault and vm0.1), after the original
+#         found its memory untouched and ended with status 0
 # PROGRAM is the host build of vmfork-linux-test: its `checksums` mode gives
 # the values the guest must print. The kernel is the one nested.sh boots
 # (/boot/vmlinuz-<newest version with modules>), given to it with --file.
@@ -31,6 +36,7 @@ readonly EXIT_SKIP=77
 readonly VCPUS=2
 readonly CLONES=4
 readonly RESTORED=2
+readonly HOSTILE_CLONES=2
 readonly CMDLINE_BASE="console=ttyS0 reboot=k panic=-1 pci=off nomodule 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 
 if [ $# -lt 4 ]; then
@@ -40,8 +46,8 @@ fi
 mode=$1 vmfork=$2 initramfs=$3 program=$4
 shift 4
 case $mode in
-  boot | fork | snapshot) ;;
-  *) echo "linux_boot_test.sh: MODE is boot, fork or snapshot, not '$mode'" >&2; exit 2 ;;
+  boot | fork | snapshot | hostile) ;;
+  *) echo "linux_boot_test.sh: MODE is boot, fork, snapshot or hostile, not '$mode'" >&2; exit 2 ;;
 esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 nested=$here/../kvm/nested.sh
@@ -180,8 +186,32 @@ if [ "$mode" = snapshot ]; then
     exit 1
   fi
 fi
-if [ "$status" -ne 0 ]; then
-  echo "FAIL linux $mode: vmfork exited with status $status, expected 0"
+expected_status=0
+if [ "$mode" = hostile ]; then
+  expected_status=1
+  check expect_one "forking $HOSTILE_CLONES clones, clone 1 hostile"
+  check expect_one "hostile clone 1 read pci 0xffffffff com2 0xff port 0x1234 0xffff"
+  check expect_one "hostile clone 1 triple-faulting"
+  check expect_one "clone 2 checksum 0x[0-9a-f]{16}"
+  check expect_checksum "clone 2" "clone 2 checksum 0x[0-9a-f]{16}" "$(pattern_checksum 2)"
+  check expect_one "original untouched checksum 0x[0-9a-f]{16}"
+  check expect_checksum "original" "original untouched checksum 0x[0-9a-f]{16}" "$pattern0"
+  if [ -n "$(lines "clone 1 checksum")" ]; then
+    echo "FAIL linux $mode: the hostile clone 1 printed a checksum"
+    show
+    exit 1
+  fi
+  # Clone 1's error ("vmfork: vm0.1 vCPU 0: triple fault ..."), and no line
+  # naming vm0 or vm0.2.
+  if ! grep -q "vm0\.1 vCPU [0-9]*: triple fault" "$err" ||
+    grep -qE "(^|[^.0-9])vm0(\.2)?[ :]" "$err"; then
+    echo "FAIL linux $mode: expected an error naming vm0.1's triple fault, and no message of vm0 or vm0.2"
+    show
+    exit 1
+  fi
+fi
+if [ "$status" -ne "$expected_status" ]; then
+  echo "FAIL linux $mode: vmfork exited with status $status, expected $expected_status"
   show
   exit 1
 fi

@@ -45,7 +45,17 @@ Result<std::vector<uint32_t>> msr_index_list(int kvm_fd) {
     uint32_t nmsrs = kMaxPcMsrs;
     std::array<uint32_t, kMaxPcMsrs> indices{};
   } list;
-  if (ioctl(kvm_fd, kGetMsrIndexList, &list) != 0) return system_error("KVM_GET_MSR_INDEX_LIST");
+  if (ioctl(kvm_fd, kGetMsrIndexList, &list) != 0) {
+    // E2BIG: KVM wrote how many it has into nmsrs. A PC vCPU's state holds
+    // kMaxPcMsrs; carrying only some of them into a clone would be wrong.
+    if (errno == E2BIG) {
+      return make_error(ErrorCode::kSystem,
+                        fmt::format("KVM lists {} MSRs, more than the {} a Linux guest's vCPU "
+                                    "state carries (vmm/kvm/kvm_pc_state.h, kMaxPcMsrs)",
+                                    list.nmsrs, kMaxPcMsrs));
+    }
+    return system_error("KVM_GET_MSR_INDEX_LIST");
+  }
   return std::vector<uint32_t>(list.indices.begin(), list.indices.begin() + list.nmsrs);
 }
 
