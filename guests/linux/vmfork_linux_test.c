@@ -176,14 +176,19 @@ static int check_original(volatile uint64_t* buffer, uint64_t original) {
   return end_vm(STATUS_OK);
 }
 
-static int run_fork(volatile uint64_t* buffer, uint64_t original) {
-  printf("linux-guest: forking %u clones\n", CLONES);
+/* Forks CLONES clones, saying so with NOTE after the count: 0 in the
+ * original, k in clone k, negative (said too) when the monitor refused. */
+static int32_t fork_clones(unsigned clones, const char* note) {
+  printf("linux-guest: forking %u clones%s\n", clones, note);
   flush_console();
-  const int32_t k = port_out(PORT_FORK, CLONES);
-  if (k < 0) {
-    printf("linux-guest: fork refused (%" PRId32 ")\n", k);
-    return end_vm(STATUS_PORT_REFUSED);
-  }
+  const int32_t k = port_out(PORT_FORK, clones);
+  if (k < 0) printf("linux-guest: fork refused (%" PRId32 ")\n", k);
+  return k;
+}
+
+static int run_fork(volatile uint64_t* buffer, uint64_t original) {
+  const int32_t k = fork_clones(CLONES, "");
+  if (k < 0) return end_vm(STATUS_PORT_REFUSED);
   if (k > 0) return write_pattern_as_clone(buffer, k);
   return check_original(buffer, original);
 }
@@ -232,13 +237,8 @@ static int misbehave(int32_t k) {
 }
 
 static int run_hostile(volatile uint64_t* buffer, uint64_t original) {
-  printf("linux-guest: forking %u clones, clone 1 hostile\n", HOSTILE_CLONES);
-  flush_console();
-  const int32_t k = port_out(PORT_FORK, HOSTILE_CLONES);
-  if (k < 0) {
-    printf("linux-guest: fork refused (%" PRId32 ")\n", k);
-    return end_vm(STATUS_PORT_REFUSED);
-  }
+  const int32_t k = fork_clones(HOSTILE_CLONES, ", clone 1 hostile");
+  if (k < 0) return end_vm(STATUS_PORT_REFUSED);
   if (k == 1) return misbehave(k);
   if (k > 0) return write_pattern_as_clone(buffer, k);
   return check_original(buffer, original);
