@@ -280,6 +280,14 @@ TEST(VmforkCli, CowJsonHasTheRequiredFields) {
     expect_positive_number(row, "ns_per_fault_median");
     expect_positive_number(row, "faults_per_sec");
   }
+  // Issue 13 part 4: our 2-thread scaling against plain copies' in the same run.
+  expect_positive_number(json, "rate_2_over_1");
+  expect_positive_number(json, "plain_copy_rate_2_over_1");
+  expect_positive_number(json, "scaling_over_plain_copy");
+  EXPECT_NEAR(json["scaling_over_plain_copy"].get<double>(),
+              json["rate_2_over_1"].get<double>() / json["plain_copy_rate_2_over_1"].get<double>(),
+              0.02 * json["scaling_over_plain_copy"].get<double>() + 0.01)
+      << run.output;
 }
 
 TEST(VmforkCli, CowWithoutJsonPrintsATable) {
@@ -288,6 +296,7 @@ TEST(VmforkCli, CowWithoutJsonPrintsATable) {
   ASSERT_EQ(run.exit_status, 0) << run.output;
   EXPECT_NE(run.output.find("faulting threads"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("kernel"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("our scaling / the ceiling's"), std::string::npos) << run.output;
 }
 
 // Also: the guest's console line ("[mix] mix iterations ...") stays off
