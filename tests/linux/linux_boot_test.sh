@@ -8,8 +8,9 @@
 # MODE is vmfork-linux-test's (guests/linux/vmfork_linux_test.c):
 #   boot  "linux-guest: booted, 2 cpus online", the checksum of pattern 0,
 #         status 0
-#   fork  the same, then exactly one "clone <k> checksum" line for each k in
-#         1..4 with the checksum of pattern k (all distinct), and "original
+#   fork  the same, then exactly one "clone <k> running" line and one
+#         "clone <k> checksum" line for each k in 1..4, with the checksum of
+#         pattern k (all distinct), and "original
 #         untouched checksum" with pattern 0's; status 0
 #   snapshot  the same as boot, then the guest snapshots itself (port 0x511)
 #         into a directory of the TCG guest's /tmp ("snapshot taken" with
@@ -159,6 +160,7 @@ check expect_checksum "boot" "checksum 0x[0-9a-f]{16}" "$pattern0"
 if [ "$mode" = fork ]; then
   check expect_one "forking $CLONES clones"
   for k in $(seq 1 "$CLONES"); do
+    check expect_one "clone $k running"
     check expect_one "clone $k checksum 0x[0-9a-f]{16}"
     check expect_checksum "clone $k" "clone $k checksum 0x[0-9a-f]{16}" "$(pattern_checksum "$k")"
   done

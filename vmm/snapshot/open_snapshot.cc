@@ -85,8 +85,7 @@ Result<Layer> open_layer(const fs::path& dir) {
                    ": layout.vcpus: " + std::to_string(layer.state.state.vcpus.size()) + ", " +
                    config_path.string() + " says " + std::to_string(layer.config.vcpus));
   }
-  const Platform state_platform =
-      layer.state.state.platform ? Platform::kPc : Platform::kFreestanding;
+  const Platform state_platform = layer.state.state.platform_kind();
   if (layer.config.platform != state_platform) {
     return invalid(state_path.string() + ": layout.platform: " + to_string(state_platform) + ", " +
                    config_path.string() + " says " + to_string(layer.config.platform));

@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "vmm/boot/platform.h"
 #include "vmm/devices/pc_ports.h"
 #include "vmm/hypervisor/cpu_state.h"
 #include "vmm/hypervisor/vcpu.h"
@@ -34,6 +35,9 @@ struct SnapshotState {
   // A PC guest's (Platform::kPc); none for a freestanding guest, whose only
   // device, the console, has no state.
   std::optional<PlatformSnapshot> platform;
+
+  // The guest's kind, which a PlatformSnapshot's presence tells.
+  Platform platform_kind() const { return platform ? Platform::kPc : Platform::kFreestanding; }
 };
 
 }  // namespace vmfork

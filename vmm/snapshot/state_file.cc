@@ -74,7 +74,6 @@ std::string state_json_text(const StateFile& file) {
   json vcpus = json::array();
   for (const VcpuSnapshot& vcpu : state.vcpus)
     vcpus.push_back(vcpu_to_json(vcpu));
-  const Platform platform = state.platform ? Platform::kPc : Platform::kFreestanding;
   json devices = {{"console", json::object()}};
   if (state.platform) devices["pc"] = platform_to_json(*state.platform);
   json document = {
@@ -82,7 +81,7 @@ std::string state_json_text(const StateFile& file) {
       {"layout",
        {{"ram_bytes", file.ram_bytes},
         {"vcpus", state.vcpus.size()},
-        {"platform", to_string(platform)}}},
+        {"platform", to_string(state.platform_kind())}}},
       {"vcpus", std::move(vcpus)},
       {"requester", state.requester ? json(*state.requester) : json(nullptr)},
       {"devices", std::move(devices)},
