@@ -447,6 +447,54 @@ TEST(VmforkCli, ForkJsonReportsWhatEachIdleCloneHolds) {
   EXPECT_TRUE(idle["host_mappings"].is_null()) << run.output;
 }
 
+// An unsigned integer field of a JSON row.
+uint64_t field_of(const nlohmann::json& row, const char* field) {
+  EXPECT_TRUE(row.contains(field) && row[field].is_number_unsigned())
+      << field << " in " << row.dump();
+  return row.value(field, uint64_t{0});
+}
+
+TEST(VmforkCli, ForkJsonBreaksEachRowIntoPhases) {
+  // One fork per row: its phases come before its clones' first
+  // instructions, and the build per clone is the build's share.
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench fork --json --sizes 4M --clones 1,3 --repeat 1 --fork-repeat 1 "
+      "--idle-clones 0",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const nlohmann::json json = parse_json(run);
+  ASSERT_EQ(json["results"].size(), 2u) << run.output;
+  for (const nlohmann::json& row : json["results"]) {
+    const uint64_t clones = field_of(row, "clones");
+    const uint64_t pause = field_of(row, "pause_ns_median");  // may be 0: one vCPU, no one to stop
+    const uint64_t snapshot = field_of(row, "snapshot_ns_median");
+    const uint64_t build = field_of(row, "build_ns_median");
+    const uint64_t per_clone = field_of(row, "build_per_clone_ns_median");
+    const uint64_t start = field_of(row, "start_ns_median");
+    const uint64_t fork = field_of(row, "fork_ns_median");
+    EXPECT_GT(snapshot, 0u) << row.dump();
+    EXPECT_GT(build, 0u) << row.dump();
+    EXPECT_LE(per_clone * clones, build) << row.dump();
+    EXPECT_GT((per_clone + 1) * clones, build) << row.dump();
+    EXPECT_LE(pause + snapshot + build, fork) << row.dump();
+    EXPECT_LE(start, fork) << row.dump();
+    // The kvm figure only.
+    EXPECT_FALSE(row.contains("build_per_clone_over_kvm_create")) << row.dump();
+  }
+}
+
+TEST(VmforkCli, ForkTableShowsThePhases) {
+  const ProcessRun run = run_vmfork(
+      "--log-level off bench fork --sizes 4M --clones 2 --repeat 1 --fork-repeat 1 "
+      "--idle-clones 0",
+      Capture::kStdoutOnly);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  for (const char* header : {"fork median", "pause", "snapshot", "build", "build/clone", "start"}) {
+    EXPECT_NE(run.output.find(header), std::string::npos) << header << " in\n" << run.output;
+  }
+  EXPECT_EQ(run.output.find("KVM create"), std::string::npos) << run.output;
+}
+
 TEST(VmforkCli, ForkWithoutIdleClonesReportsNoIdleMemory) {
   const ProcessRun run = run_vmfork(
       "--log-level off bench fork --json --sizes 4M --clones 1 --repeat 1 --fork-repeat 1 "

@@ -24,6 +24,36 @@ TEST(VmFork, BuildsEachCloneThroughTheEngine) {
   EXPECT_EQ(monitor->fork_latencies().size(), 3u);
 }
 
+TEST(VmFork, RecordsOnePhaseBreakdownPerForkWithinEachClonesLatency) {
+  // The phases are consecutive steps after the request, and every clone is
+  // launched after the build: none can exceed a clone's latency.
+  FakeHypervisor engine({{fork(3), exit_with(0)}, {spin()}});
+  std::unique_ptr<Monitor> monitor = fake_monitor(engine);
+  launch_fake(*monitor, 2);
+  EXPECT_EQ(monitor->wait(), 0);
+  const std::vector<ForkPhases> forks = monitor->fork_phases();
+  ASSERT_EQ(forks.size(), 1u);
+  const ForkPhases& phases = forks[0];
+  EXPECT_EQ(phases.vm, "vm0");
+  EXPECT_EQ(phases.clones, 3u);
+  const uint64_t phases_ns = phases.pause_ns + phases.snapshot_ns + phases.build_ns;
+  EXPECT_LE(phases_ns, phases.built_at_ns - phases.requested_ns);
+  const std::vector<ForkLatency> latencies = monitor->fork_latencies();
+  ASSERT_EQ(latencies.size(), 3u);
+  for (const ForkLatency& latency : latencies) {
+    EXPECT_LE(phases.built_at_ns - phases.requested_ns, latency.ns) << latency.clone;
+  }
+}
+
+TEST(VmFork, RecordsNoPhasesForAForkThatStartedNoClone) {
+  FakeHypervisor engine({{fork(2), exit_with(0)}});
+  engine.refuse_restart = true;
+  std::unique_ptr<Monitor> monitor = fake_monitor(engine);
+  launch_fake(*monitor, 1);
+  (void)monitor->wait();
+  EXPECT_TRUE(monitor->fork_phases().empty());
+}
+
 TEST(VmFork, ClonesStartFromTheSnapshotWithTheForkersRaxSet) {
   FakeHypervisor engine({{fork(2), exit_with_rax()}, {spin()}});
   std::unique_ptr<Monitor> monitor = fake_monitor(engine);

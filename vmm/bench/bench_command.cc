@@ -197,7 +197,10 @@ void add_fork(CLI::App& bench, Command& chosen) {
       "of --repeat forks, by RAM size and clone count. In the same run, Linux fork() of a "
       "process with the same memory touched, for sizes up to --fork-max (null above), and, "
       "for --engine kvm, the same forks on the soft engine and a bare KVM_CREATE_VM + "
-      "KVM_CREATE_VCPU.");
+      "KVM_CREATE_VCPU. Where the time went, medians per fork: pause (the request until every "
+      "vCPU stood still), snapshot (vCPU and platform state, the O(1) memory snapshot), build "
+      "(every clone's space, VM and threads; and per clone) and start (the end of the build "
+      "to each clone's first instruction, median over clones).");
   fork->fallthrough();
   fork->add_option("--sizes", args->options.sizes,
                    "Guest RAM sizes, comma-separated, multiples of 2 MiB (default: 64M,1G,4G)")
@@ -235,8 +238,11 @@ void add_fork(CLI::App& bench, Command& chosen) {
   fork->add_flag("--json", args->json,
                  "Print one JSON object: {\"results\":[{\"ram_bytes\",\"clones\","
                  "\"fork_ns_median\",\"linux_fork_ns_median\" (null above --fork-max), "
+                 "\"pause_ns_median\",\"snapshot_ns_median\",\"build_ns_median\","
+                 "\"build_per_clone_ns_median\",\"start_ns_median\", "
                  "and for --engine kvm \"soft_fork_ns_median\",\"engine_over_soft\","
-                 "\"engine_over_kvm_create\", ...}], \"kvm_create_vm_ns_median\" (kvm), "
+                 "\"engine_over_kvm_create\",\"build_per_clone_over_kvm_create\", ...}], "
+                 "\"kvm_create_vm_ns_median\" (kvm), "
                  "\"idle_clone_memory\":[{\"engine\",\"ram_bytes\",\"clones\",\"pss_bytes\","
                  "\"kernel_bytes\",\"private_data_frames\",\"private_table_frames\","
                  "\"host_mappings\"} per clone, the engine's then (kvm) soft's]}");

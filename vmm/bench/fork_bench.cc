@@ -22,9 +22,41 @@ namespace vmfork::bench {
 
 namespace {
 
+// One fork of the bench: each clone's latency, and where the fork's time went.
+struct ForkSample {
+  std::vector<uint64_t> latencies;
+  ForkPhases phases;
+};
+
+// Every repeat's figures for one row.
+struct ForkSamples {
+  std::vector<uint64_t> latencies;  // every clone's
+  std::vector<uint64_t> starts;     // every clone's
+  std::vector<uint64_t> pauses;     // then one per fork
+  std::vector<uint64_t> snapshots;
+  std::vector<uint64_t> builds;
+  std::vector<uint64_t> builds_per_clone;
+
+  void add(const ForkSample& sample) {
+    const ForkPhases& phases = sample.phases;
+    // A clone starts after the build (its threads are launched then), so
+    // its latency covers the request to the build's end; clamped all the
+    // same, since an unsigned difference must not wrap.
+    const uint64_t until_built = phases.built_at_ns - phases.requested_ns;
+    for (const uint64_t latency : sample.latencies) {
+      latencies.push_back(latency);
+      starts.push_back(latency > until_built ? latency - until_built : 0);
+    }
+    pauses.push_back(phases.pause_ns);
+    snapshots.push_back(phases.snapshot_ns);
+    builds.push_back(phases.build_ns);
+    builds_per_clone.push_back(phases.build_ns / phases.clones);
+  }
+};
+
 // One VM of one vCPU with every page of RAM mapped forks `clones` clones;
-// returns each clone's latency.
-Result<std::vector<uint64_t>> fork_once(Engine engine, uint64_t ram_bytes, uint32_t clones) {
+// returns each clone's latency and the fork's phases.
+Result<ForkSample> fork_once(Engine engine, uint64_t ram_bytes, uint32_t clones) {
   Result<GuestLayout> layout = GuestLayout::create(ram_bytes, 1);
   if (!layout) return layout.error();
   // Mapped frames are never written (an on-demand pool costs no host memory
@@ -44,14 +76,32 @@ Result<std::vector<uint64_t>> fork_once(Engine engine, uint64_t ram_bytes, uint3
     return make_error(ErrorCode::kInternal,
                       "the fork bench guest ended with status " + std::to_string(status));
   }
-  std::vector<uint64_t> latencies;
+  ForkSample sample;
   for (const ForkLatency& fork : (*monitor)->fork_latencies())
-    latencies.push_back(fork.ns);
-  if (latencies.size() != clones) {
+    sample.latencies.push_back(fork.ns);
+  if (sample.latencies.size() != clones) {
     return make_error(ErrorCode::kInternal, "expected " + std::to_string(clones) + " clones, saw " +
-                                                std::to_string(latencies.size()));
+                                                std::to_string(sample.latencies.size()));
   }
-  return latencies;
+  const std::vector<ForkPhases> forks = (*monitor)->fork_phases();
+  if (forks.size() != 1 || forks[0].clones != clones) {
+    return make_error(ErrorCode::kInternal, "expected one fork of " + std::to_string(clones) +
+                                                " clones, saw " + std::to_string(forks.size()) +
+                                                " fork(s)");
+  }
+  sample.phases = forks[0];
+  return sample;
+}
+
+// The row's engine figures, from every repeat's.
+void set_engine_figures(ForkBenchRow& row, const ForkSamples& samples) {
+  row.fork_ns_median = median(samples.latencies);
+  row.fork_ns_max = maximum(samples.latencies);
+  row.pause_ns_median = median(samples.pauses);
+  row.snapshot_ns_median = median(samples.snapshots);
+  row.build_ns_median = median(samples.builds);
+  row.build_per_clone_ns_median = median(samples.builds_per_clone);
+  row.start_ns_median = median(samples.starts);
 }
 
 }  // namespace
@@ -92,27 +142,26 @@ Result<ForkBenchReport> run_fork_bench(const ForkBenchOptions& options) {
       linux_ns = *measured;
     }
     for (uint32_t clones : options.clones) {
-      std::vector<uint64_t> samples;
+      ForkSamples samples;
       const std::string what = fmt::format("{} x {} clone(s)", cli::format_size(ram_bytes), clones);
       for (int i = 0; i < options.repeat; ++i) {
         progress.start_run(what);
-        Result<std::vector<uint64_t>> latencies = fork_once(options.engine, ram_bytes, clones);
-        if (!latencies) return latencies.error();
-        samples.insert(samples.end(), latencies->begin(), latencies->end());
+        Result<ForkSample> sample = fork_once(options.engine, ram_bytes, clones);
+        if (!sample) return sample.error();
+        samples.add(*sample);
       }
-      ForkBenchRow row{.ram_bytes = ram_bytes,
-                       .clones = clones,
-                       .fork_ns_median = median(samples),
-                       .fork_ns_max = maximum(samples),
-                       .linux_fork_ns_median = linux_ns,
-                       .soft_fork_ns_median = std::nullopt};
+      ForkBenchRow row;
+      row.ram_bytes = ram_bytes;
+      row.clones = clones;
+      row.linux_fork_ns_median = linux_ns;
+      set_engine_figures(row, samples);
       if (options.engine != Engine::kSoft) {
         std::vector<uint64_t> soft;
         for (int i = 0; i < options.repeat; ++i) {
           progress.start_run(what + " (soft engine)");
-          Result<std::vector<uint64_t>> latencies = fork_once(Engine::kSoft, ram_bytes, clones);
-          if (!latencies) return latencies.error();
-          soft.insert(soft.end(), latencies->begin(), latencies->end());
+          Result<ForkSample> sample = fork_once(Engine::kSoft, ram_bytes, clones);
+          if (!sample) return sample.error();
+          soft.insert(soft.end(), sample->latencies.begin(), sample->latencies.end());
         }
         row.soft_fork_ns_median = median(soft);
       }

@@ -35,6 +35,15 @@ struct ForkBenchRow {
   std::optional<uint64_t> linux_fork_ns_median;  // one fork() of the same memory
   // For an engine other than soft: the soft engine's median in the same run.
   std::optional<uint64_t> soft_fork_ns_median;
+  // Where the engine's fork time went (ForkPhases, vmm/vm/monitor.h):
+  // medians over the repeats, one figure per fork ...
+  uint64_t pause_ns_median = 0;
+  uint64_t snapshot_ns_median = 0;
+  uint64_t build_ns_median = 0;            // every clone of the fork
+  uint64_t build_per_clone_ns_median = 0;  // build / clones (rounded down)
+  // ... and over every clone of every repeat: its first instruction less
+  // the end of the build.
+  uint64_t start_ns_median = 0;
 };
 
 struct ForkBenchReport {

@@ -251,6 +251,13 @@ void Monitor::record_fork(const std::string& vm, const std::vector<std::string>&
   if (listener_ != nullptr) listener_->vm_forked(vm, clones);
 }
 
+void Monitor::record_fork_phases(ForkPhases phases) {
+  spdlog::debug("{}: fork of {} clone(s): pause {} ns, snapshot {} ns, build {} ns", phases.vm,
+                phases.clones, phases.pause_ns, phases.snapshot_ns, phases.build_ns);
+  std::lock_guard lock(mutex_);
+  fork_phases_.push_back(std::move(phases));
+}
+
 void Monitor::record_snapshot(const SnapshotReport& report) {
   if (listener_ != nullptr) listener_->vm_snapshotted(report);
   std::lock_guard lock(mutex_);
@@ -265,6 +272,11 @@ std::vector<SnapshotReport> Monitor::snapshots() const {
 std::vector<ForkLatency> Monitor::fork_latencies() const {
   std::lock_guard lock(mutex_);
   return fork_latencies_;
+}
+
+std::vector<ForkPhases> Monitor::fork_phases() const {
+  std::lock_guard lock(mutex_);
+  return fork_phases_;
 }
 
 }  // namespace vmfork

@@ -208,8 +208,13 @@ class Vm final : public VmHost {
   // vCPU. `forker` (none from outside) resumes in each clone k with RAX = k.
   // Refused, nothing started, when they would not fit the monitor's vCPU
   // limit or one cannot be built. Returns the clones' names.
-  Result<std::vector<std::string>> fork_stopped(Vcpu* forker, uint32_t clones,
-                                                uint64_t requested_ns);
+  // When a fork was asked for, and when every vCPU stood still after
+  // (now_ns()): the start of its latency and the end of its pause.
+  struct ForkClock {
+    uint64_t requested_ns = 0;
+    uint64_t stopped_ns = 0;
+  };
+  Result<std::vector<std::string>> fork_stopped(Vcpu* forker, uint32_t clones, ForkClock clock);
   // The clones of `frozen` (the forker's RAX is set in its vCPU states per
   // clone); none when one cannot be built.
   Result<std::vector<std::unique_ptr<Vm>>> build_clones(Frozen& frozen,

@@ -19,12 +19,13 @@ namespace vmfork {
 bool Vm::try_fork(Vcpu& forker, uint32_t clones) {
   const uint64_t requested_ns = now_ns();
   if (!pause_others(forker)) return false;
+  const ForkClock clock{.requested_ns = requested_ns, .stopped_ns = now_ns()};
   // The forker stays parked: nobody needs its acknowledgements while the VM
   // is paused. Its RAX: 0, or -1 when no clone could start.
   uint64_t rax = ~uint64_t{0};
   if (!ending() && clones == 0) rax = 0;
   if (!ending() && clones > 0) {
-    Result<std::vector<std::string>> made = fork_stopped(&forker, clones, requested_ns);
+    Result<std::vector<std::string>> made = fork_stopped(&forker, clones, clock);
     if (made) {
       rax = 0;
     } else {
@@ -47,16 +48,16 @@ Result<std::vector<std::string>> Vm::fork_from_outside(uint32_t clones) {
   if (Result<void> stopped = stop_vcpus_locked(*outside_pauser_); !stopped) {
     return stopped.error();
   }
+  const ForkClock clock{.requested_ns = requested_ns, .stopped_ns = now_ns()};
   Result<std::vector<std::string>> made =
       ending() ? Result<std::vector<std::string>>(make_error(
                      ErrorCode::kWrongState, fmt::format("{} ended before it was forked", name_)))
-               : fork_stopped(nullptr, clones, requested_ns);
+               : fork_stopped(nullptr, clones, clock);
   restart_vcpus_locked();
   return made;
 }
 
-Result<std::vector<std::string>> Vm::fork_stopped(Vcpu* forker, uint32_t clones,
-                                                  uint64_t requested_ns) {
+Result<std::vector<std::string>> Vm::fork_stopped(Vcpu* forker, uint32_t clones, ForkClock clock) {
   // Refused up front, before anything is built, when the clones' vCPUs
   // would not fit the monitor's limit (or it is stopping). Each clone still
   // reserves its own vCPUs as it is built, in case other forks took the
@@ -67,17 +68,28 @@ Result<std::vector<std::string>> Vm::fork_stopped(Vcpu* forker, uint32_t clones,
   }
   // A forker's request is the one being served: its copy stands after the
   // `out`, with RAX set per clone.
+  const uint64_t freezing_ns = now_ns();
   Result<Frozen> frozen = freeze(forker);
   if (!frozen) return frozen.error();
+  const uint64_t frozen_ns = now_ns();
   const uint32_t names_before = clones_made_;
   std::optional<uint32_t> forker_index;
   if (forker != nullptr) forker_index = forker->index();
   Result<std::vector<std::unique_ptr<Vm>>> built =
-      build_clones(*frozen, forker_index, clones, requested_ns);
+      build_clones(*frozen, forker_index, clones, clock.requested_ns);
   if (!built) {
     clones_made_ = names_before;  // no clone of this fork ran: the names are free again
     return built.error();
   }
+  // The build ends here: launching the clones is part of each one's start.
+  const uint64_t built_ns = now_ns();
+  monitor_.record_fork_phases({.vm = name_,
+                               .clones = clones,
+                               .pause_ns = clock.stopped_ns - clock.requested_ns,
+                               .snapshot_ns = frozen_ns - freezing_ns,
+                               .build_ns = built_ns - frozen_ns,
+                               .requested_ns = clock.requested_ns,
+                               .built_at_ns = built_ns});
   std::vector<std::string> names;
   for (std::unique_ptr<Vm>& clone : *built) {
     names.push_back(clone->name());
