@@ -7,7 +7,8 @@
 #
 # MODE is vmfork-linux-test's (guests/linux/vmfork_linux_test.c):
 #   boot  "linux-guest: booted, 2 cpus online", the checksum of pattern 0,
-#         status 0
+#         status 0, and the kernel's "TSC deadline timer available" (every
+#         mode checks these)
 #   fork  the same, then exactly one "clone <k> running" line and one
 #         "clone <k> checksum" line for each k in 1..4, with the checksum of
 #         pattern k (all distinct), and "original
@@ -155,6 +156,17 @@ if [ "$status" -eq 125 ]; then
 fi
 pattern0=$(pattern_checksum 0)
 check expect_one "booted, $VCPUS cpus online"
+# Each vCPU's CPUID offers the in-kernel LAPIC's TSC-deadline timer
+# (vmm/kvm/kvm_machine.cc): without it Linux calibrates the LAPIC timer
+# against the PIT, and on a loaded host may disable it and stall.
+timer_ok() {
+  if ! grep -q "TSC deadline timer available" <<<"$console" ||
+    grep -q "APIC timer disabled" <<<"$console"; then
+    echo "FAIL linux $mode: the kernel did not find the TSC-deadline timer (or disabled the LAPIC timer)"
+    return 1
+  fi
+}
+check timer_ok
 check expect_one "checksum 0x[0-9a-f]{16}"
 check expect_checksum "boot" "checksum 0x[0-9a-f]{16}" "$pattern0"
 if [ "$mode" = fork ]; then

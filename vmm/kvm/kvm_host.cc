@@ -115,6 +115,7 @@ Result<std::unique_ptr<KvmHost>> KvmHost::open() {
   const int mmap_size = ioctl(kvm.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
   if (mmap_size <= 0) return system_error("KVM_GET_VCPU_MMAP_SIZE");
 
+  const bool tsc_deadline_timer = ioctl(kvm.get(), KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
   auto cpuid = std::make_unique<CpuidList<kMaxCpuidEntries>>();
   if (ioctl(kvm.get(), kGetSupportedCpuid, cpuid.get()) != 0) {
     return system_error("KVM_GET_SUPPORTED_CPUID");
@@ -124,7 +125,8 @@ Result<std::unique_ptr<KvmHost>> KvmHost::open() {
   if (Result<void> uffd = check_userfaultfd(); !uffd) return uffd.error();
   if (Result<void> kick = install_kick_handler(); !kick) return kick.error();
   return std::unique_ptr<KvmHost>(new KvmHost(std::move(kvm), static_cast<size_t>(mmap_size),
-                                              std::move(cpuid), std::move(*msrs), pvm_host()));
+                                              std::move(cpuid), std::move(*msrs), pvm_host(),
+                                              tsc_deadline_timer));
 }
 
 bool KvmHost::amd() const {
@@ -139,12 +141,13 @@ bool KvmHost::amd() const {
 
 KvmHost::KvmHost(UniqueFd kvm, size_t vcpu_mmap_size,
                  std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid,
-                 std::vector<uint32_t> msr_indices, bool pvm)
+                 std::vector<uint32_t> msr_indices, bool pvm, bool tsc_deadline_timer)
     : kvm_(std::move(kvm)),
       vcpu_mmap_size_(vcpu_mmap_size),
       cpuid_(std::move(cpuid)),
       msr_indices_(std::move(msr_indices)),
       pvm_(pvm),
+      tsc_deadline_timer_(tsc_deadline_timer),
       halt_watch_(pvm ? std::make_unique<HaltWatch>() : nullptr),
       faults_(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)) {}
 

@@ -41,18 +41,23 @@ class KvmHost {
   bool pvm() const { return pvm_; }
   // The CPU is AMD's (CPUID leaf 0's vendor): its vCPUs run on SVM.
   bool amd() const;
+  // KVM_CAP_TSC_DEADLINE_TIMER: the in-kernel LAPIC has the TSC-deadline
+  // timer mode, which KVM_GET_SUPPORTED_CPUID never reports (it needs the
+  // irqchip); the PC platform's vCPUs get its CPUID bit.
+  bool tsc_deadline_timer() const { return tsc_deadline_timer_; }
   // PVM only (null elsewhere): how vCPUs that ran hlt are found.
   HaltWatch* halt_watch() { return halt_watch_.get(); }
 
  private:
   KvmHost(UniqueFd kvm, size_t vcpu_mmap_size, std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid,
-          std::vector<uint32_t> msr_indices, bool pvm);
+          std::vector<uint32_t> msr_indices, bool pvm, bool tsc_deadline_timer);
 
   UniqueFd kvm_;
   size_t vcpu_mmap_size_;
   std::unique_ptr<CpuidList<kMaxCpuidEntries>> cpuid_;
   std::vector<uint32_t> msr_indices_;
   bool pvm_;
+  bool tsc_deadline_timer_;
   std::unique_ptr<HaltWatch> halt_watch_;  // PVM only
   FaultServer faults_;
 };

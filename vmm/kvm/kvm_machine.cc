@@ -47,14 +47,21 @@ constexpr uint32_t kDeliveryNmi = 0x400;
 constexpr uint8_t kTssBusyBit = 0x2;
 
 // A PC vCPU's CPUID: its APIC id in leaf 1 (EBX 31:24) and in the x2APIC
-// topology leaves (EDX), and the hypervisor bit (ECX 31 of leaf 1), without
-// which Linux does not look for KVM's leaves at 0x40000000 (kvmclock).
-void name_pc_vcpu(CpuidList<kMaxCpuidEntries>& cpuid, uint32_t index) {
+// topology leaves (EDX), the hypervisor bit (ECX 31 of leaf 1), without
+// which Linux does not look for KVM's leaves at 0x40000000 (kvmclock), and
+// the TSC-deadline timer (ECX 24) where the in-kernel LAPIC has it. Without
+// that bit Linux calibrates the LAPIC timer against the PIT's jiffies; on a
+// loaded host the two disagree, Linux disables the LAPIC timer ("APIC timer
+// disabled due to verification failure") and runs on the PIT's broadcast
+// ticks, a boot seen to stall for good under nested TCG (linux.*_nested).
+void name_pc_vcpu(CpuidList<kMaxCpuidEntries>& cpuid, uint32_t index, bool tsc_deadline_timer) {
+  constexpr uint32_t kHypervisor = uint32_t{1} << 31;
+  constexpr uint32_t kTscDeadline = uint32_t{1} << 24;
   for (uint32_t i = 0; i < cpuid.nent; ++i) {
     kvm_cpuid_entry2& entry = cpuid.entries[i];
     if (entry.function == 1) {
       entry.ebx = (entry.ebx & 0x00ffffff) | (index << 24);
-      entry.ecx |= uint32_t{1} << 31;
+      entry.ecx |= kHypervisor | (tsc_deadline_timer ? kTscDeadline : 0);
     } else if (entry.function == 0xb || entry.function == 0x1f) {
       entry.edx = index;
     }
@@ -221,7 +228,7 @@ Result<KvmVcpuFd> KvmMachine::create_vcpu(uint32_t index, const KvmCpuState& sta
   KvmVcpuFd vcpu(std::move(fd), static_cast<kvm_run*>(run), host_.vcpu_mmap_size());
   if (platform_ == Platform::kPc) {
     auto cpuid = std::make_unique<CpuidList<kMaxCpuidEntries>>(host_.cpuid());
-    name_pc_vcpu(*cpuid, index);
+    name_pc_vcpu(*cpuid, index, host_.tsc_deadline_timer());
     if (ioctl(vcpu.fd(), kSetCpuid2, cpuid.get()) != 0) return system_error("KVM_SET_CPUID2");
     if (state.pc) {  // a clone's: everything as its original had it
       KvmCpuState clone_state = state;
