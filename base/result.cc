@@ -1,5 +1,7 @@
 #include "base/result.h"
 
+#include <cstring>
+
 namespace vmfork {
 
 const char* to_string(ErrorCode code) {
@@ -26,6 +28,13 @@ const char* to_string(ErrorCode code) {
       return "not found";
   }
   return "unknown error";
+}
+
+Error system_error(std::string_view what, int error) {
+  std::string message(what);
+  message += ": ";
+  message += std::strerror(error);
+  return make_error(ErrorCode::kSystem, std::move(message));
 }
 
 }  // namespace vmfork

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cassert>
+#include <cerrno>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -88,5 +90,8 @@ class [[nodiscard]] Result<void> {
 inline Error make_error(ErrorCode code, std::string message) {
   return Error{code, std::move(message)};
 }
+
+// A failed host system call: kSystem, "<what>: <strerror(error)>".
+Error system_error(std::string_view what, int error = errno);
 
 }  // namespace vmfork

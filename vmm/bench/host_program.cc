@@ -19,10 +19,6 @@ namespace vmfork::bench {
 
 namespace {
 
-Error system_error(const std::string& what, int error) {
-  return make_error(ErrorCode::kSystem, what + ": " + std::strerror(error));
-}
-
 // Both ends of a pipe, closed when it goes out of scope.
 struct Pipe {
   std::array<int, 2> fds{-1, -1};

@@ -19,10 +19,6 @@ namespace vmfork::bench {
 
 namespace {
 
-Error system_error(const char* what) {
-  return make_error(ErrorCode::kSystem, std::string(what) + ": " + std::strerror(errno));
-}
-
 // Volatile stores: each must reach memory (and fault) exactly once per page.
 void write_every_page(std::byte* base, uint64_t bytes, uint8_t value) {
   volatile uint8_t* bytes_at = reinterpret_cast<volatile uint8_t*>(base);

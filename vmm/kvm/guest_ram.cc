@@ -45,10 +45,6 @@ bool same_mapping(uint64_t a, uint64_t b) {
   return frame_plus_one(b) == frame_plus_one(a) + 1;
 }
 
-Error system_error(const std::string& what) {
-  return make_error(ErrorCode::kSystem, fmt::format("{}: {}", what, std::strerror(errno)));
-}
-
 }  // namespace
 
 Result<std::unique_ptr<GuestRam>> GuestRam::create(AddressSpace& space, int pool_fd,

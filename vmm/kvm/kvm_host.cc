@@ -50,10 +50,6 @@ Result<void> install_kick_handler() {
   return Ok{};
 }
 
-Error system_error(const char* what) {
-  return make_error(ErrorCode::kSystem, fmt::format("{}: {}", what, std::strerror(errno)));
-}
-
 // The kernel must write-protect shared memory (shmem) with userfaultfd, and
 // deliver faults taken by KVM in kernel mode.
 Result<void> check_userfaultfd() {

@@ -68,10 +68,6 @@ void name_pc_vcpu(CpuidList<kMaxCpuidEntries>& cpuid, uint32_t index, bool tsc_d
   }
 }
 
-Error system_error(const std::string& what) {
-  return make_error(ErrorCode::kSystem, fmt::format("{}: {}", what, std::strerror(errno)));
-}
-
 }  // namespace
 
 KvmVcpuFd::KvmVcpuFd(KvmVcpuFd&& other) noexcept

@@ -15,10 +15,6 @@ namespace {
 
 constexpr uint32_t kTscDeadlineMsr = 0x6e0;
 
-Error system_error(const char* what) {
-  return make_error(ErrorCode::kSystem, fmt::format("{}: {}", what, std::strerror(errno)));
-}
-
 // KVM_GET_MSRS and KVM_SET_MSRS stop at the first MSR they refuse and
 // return how many they did: go on past each refused one.
 template <typename Each>

@@ -39,7 +39,7 @@ constexpr uint32_t kSectorBytes = 512;
 constexpr uint32_t kDefaultSetupSects = 4;  // what setup_sects = 0 means
 constexpr uint32_t kSysSizeUnit = 16;       // syssize counts 16-byte paragraphs
 
-Error bad(const std::string& what) {
+Error bzimage_error(const std::string& what) {
   return make_error(ErrorCode::kInvalidArgument, "bzImage: " + what);
 }
 
@@ -51,7 +51,7 @@ std::string hex(uint64_t value) {
 
 Result<LinuxImage> parse_linux_image(std::span<const std::byte> file) {
   if (file.size() < kInitSizeEnd) {
-    return bad("file of " + std::to_string(file.size()) +
+    return bzimage_error("file of " + std::to_string(file.size()) +
                " bytes is too short for a setup header ending at init_size (" + hex(kInitSizeEnd) +
                " bytes)");
   }
@@ -61,28 +61,28 @@ Result<LinuxImage> parse_linux_image(std::span<const std::byte> file) {
   std::memcpy(&hdr, file.data() + kHeaderOffset, kInitSizeEnd - kHeaderOffset);
 
   if (hdr.boot_flag != kBootFlag) {
-    return bad("boot flag at 0x1fe is " + hex(hdr.boot_flag) + ", not 0xaa55");
+    return bzimage_error("boot flag at 0x1fe is " + hex(hdr.boot_flag) + ", not 0xaa55");
   }
   if (hdr.header != kHeaderMagic) {
-    return bad("no \"HdrS\" magic at 0x202 (found " + hex(hdr.header) +
+    return bzimage_error("no \"HdrS\" magic at 0x202 (found " + hex(hdr.header) +
                "): a kernel older than boot protocol 2.00, or not a kernel");
   }
   if (hdr.version < kLinuxMinProtocol) {
-    return bad(fmt::format("boot protocol {}.{:02} is older than 2.12 (no xloadflags)",
+    return bzimage_error(fmt::format("boot protocol {}.{:02} is older than 2.12 (no xloadflags)",
                            hdr.version >> 8, hdr.version & 0xff));
   }
 
   const uint32_t setup_sects = hdr.setup_sects == 0 ? kDefaultSetupSects : hdr.setup_sects;
   const uint64_t setup_bytes = uint64_t{setup_sects + 1} * kSectorBytes;
   if (setup_bytes >= file.size()) {
-    return bad("setup of " + std::to_string(setup_sects) + " sectors plus the boot sector (" +
+    return bzimage_error("setup of " + std::to_string(setup_sects) + " sectors plus the boot sector (" +
                std::to_string(setup_bytes) + " bytes) reaches past the end of the file (" +
                std::to_string(file.size()) + " bytes): no protected-mode kernel");
   }
   const uint64_t kernel_bytes = file.size() - setup_bytes;
   const uint64_t syssize_bytes = uint64_t{hdr.syssize} * kSysSizeUnit;
   if (syssize_bytes > kernel_bytes) {
-    return bad("protected-mode kernel of " + std::to_string(syssize_bytes) +
+    return bzimage_error("protected-mode kernel of " + std::to_string(syssize_bytes) +
                " bytes (syssize) extends past the end of the file: only " +
                std::to_string(kernel_bytes) + " bytes follow the setup");
   }
@@ -91,27 +91,27 @@ Result<LinuxImage> parse_linux_image(std::span<const std::byte> file) {
   // the file.
   const size_t header_end = kHeaderEndBase + std::to_integer<size_t>(file[kJumpOffset + 1]);
   if (header_end < kInitSizeEnd) {
-    return bad("setup header ends at " + hex(header_end) + " (0x202 + the jump at 0x201), before " +
+    return bzimage_error("setup header ends at " + hex(header_end) + " (0x202 + the jump at 0x201), before " +
                "the end of init_size at " + hex(kInitSizeEnd));
   }
   if (header_end > kHeaderRoomEnd) {
-    return bad("setup header ends at " + hex(header_end) +
+    return bzimage_error("setup header ends at " + hex(header_end) +
                " (0x202 + the jump at 0x201), past its room in the zero page, which ends at " +
                hex(kHeaderRoomEnd));
   }
 
   if ((hdr.loadflags & LOADED_HIGH) == 0) {
-    return bad("loadflags " + hex(hdr.loadflags) +
+    return bzimage_error("loadflags " + hex(hdr.loadflags) +
                " lack LOADED_HIGH: the kernel wants to be loaded at 0x10000 (zImage)");
   }
   if ((hdr.xloadflags & XLF_KERNEL_64) == 0) {
-    return bad("xloadflags " + hex(hdr.xloadflags) +
+    return bzimage_error("xloadflags " + hex(hdr.xloadflags) +
                " lack XLF_KERNEL_64: the kernel has no 64-bit entry point");
   }
-  if (hdr.init_size == 0) return bad("init_size is 0");
+  if (hdr.init_size == 0) return bzimage_error("init_size is 0");
   const bool relocatable = hdr.relocatable_kernel != 0;
   if (relocatable && !std::has_single_bit(hdr.kernel_alignment)) {
-    return bad("relocatable kernel's kernel_alignment " + hex(hdr.kernel_alignment) +
+    return bzimage_error("relocatable kernel's kernel_alignment " + hex(hdr.kernel_alignment) +
                " is not a power of two");
   }
 

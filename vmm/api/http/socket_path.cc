@@ -12,10 +12,6 @@
 namespace vmfork::api {
 namespace {
 
-Error system_error(const std::string& what, int error) {
-  return make_error(ErrorCode::kSystem, what + ": " + ::strerror(error));
-}
-
 // Whether a process accepts connections on the socket at `path`.
 Result<bool> someone_listens(const std::filesystem::path& path) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
