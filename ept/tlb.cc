@@ -16,7 +16,7 @@ uint8_t TranslationCache::context_for(Eptp eptp) {
 
 void TranslationCache::insert(Eptp eptp, Gfn gfn, FrameId frame, Access allowed) {
   const uint8_t context = context_for(eptp);
-  Entry& entry = entries_[gfn.value() & (kEntries - 1)];
+  Entry& entry = entries_.write(gfn.value() & (kEntries - 1));
   entry.gfn = gfn.value();
   entry.generation = contexts_[context].generation;
   entry.hit = Hit{frame, allowed};

@@ -28,7 +28,7 @@ class TranslationCache {
 
   // The cached translation of `gfn` under `eptp`, or nullptr.
   const Hit* lookup(Eptp eptp, Gfn gfn) const {
-    const Entry& entry = entries_[gfn.value() & (kEntries - 1)];
+    const Entry& entry = entries_.read(gfn.value() & (kEntries - 1));
     const Context& context = contexts_[entry.context];
     if (entry.gfn != gfn.value() || entry.generation != context.generation ||
         context.eptp != eptp) {

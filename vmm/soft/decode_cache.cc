@@ -14,7 +14,7 @@ const DecodedInstruction* DecodeCache::insert(uint64_t rip, const DecodedInstruc
   if (code_pages_.size() + 2 > kMaxCodePages) clear();
   add_page(first);
   if (last != first) add_page(last);
-  Entry& e = entries_[slot(rip)];
+  Entry& e = entries_.write(slot(rip));
   e.rip = rip;
   e.epoch = epoch_;
   e.insn = insn;

@@ -20,7 +20,7 @@ class DecodeCache {
   DecodeCache();
 
   const DecodedInstruction* find(uint64_t rip) const {
-    const Entry& e = entries_[slot(rip)];
+    const Entry& e = entries_.read(slot(rip));
     return e.epoch == epoch_ && e.rip == rip ? &e.insn : nullptr;
   }
   // Caches `insn`, decoded from the bytes at [rip, rip + insn.length).
