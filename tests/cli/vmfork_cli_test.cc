@@ -69,10 +69,22 @@ void expect_svg_chart(const std::string& path, std::initializer_list<const char*
     EXPECT_NE(svg.find(name), std::string::npos) << name << " in " << svg;
 }
 
-void expect_positive_number(const nlohmann::json& object, const char* field) {
+void expect_number(const nlohmann::json& object, const char* field) {
   ASSERT_TRUE(object.contains(field)) << "missing " << field << " in " << object.dump();
   ASSERT_TRUE(object[field].is_number()) << field << " is not a number in " << object.dump();
-  EXPECT_GT(object[field].get<double>(), 0) << field;
+}
+
+void expect_positive_number(const nlohmann::json& object, const char* field) {
+  expect_number(object, field);
+  if (object.contains(field) && object[field].is_number())
+    EXPECT_GT(object[field].get<double>(), 0) << field;
+}
+
+// A ratio printed rounded to 0.01: 0 when it is under 0.005.
+void expect_non_negative_number(const nlohmann::json& object, const char* field) {
+  expect_number(object, field);
+  if (object.contains(field) && object[field].is_number())
+    EXPECT_GE(object[field].get<double>(), 0) << field;
 }
 
 TEST(VmforkCli, HelpExitsZeroAndListsTheBenchSubcommand) {
@@ -281,13 +293,21 @@ TEST(VmforkCli, CowJsonHasTheRequiredFields) {
     expect_positive_number(row, "faults_per_sec");
   }
   // Issue 13 part 4: our 2-thread scaling against plain copies' in the same run.
-  expect_positive_number(json, "rate_2_over_1");
-  expect_positive_number(json, "plain_copy_rate_2_over_1");
-  expect_positive_number(json, "scaling_over_plain_copy");
-  EXPECT_NEAR(json["scaling_over_plain_copy"].get<double>(),
-              json["rate_2_over_1"].get<double>() / json["plain_copy_rate_2_over_1"].get<double>(),
-              0.02 * json["scaling_over_plain_copy"].get<double>() + 0.01)
-      << run.output;
+  // The three ratios are printed rounded to 0.01, each computed from the
+  // unrounded others, so the check allows exactly that rounding: on a loaded
+  // host a 2-thread rate can be a few hundredths of the 1-thread one (or
+  // round to 0), where the quotient of the rounded figures says little.
+  expect_non_negative_number(json, "rate_2_over_1");
+  expect_non_negative_number(json, "plain_copy_rate_2_over_1");
+  expect_non_negative_number(json, "scaling_over_plain_copy");
+  constexpr double kHalfCent = 0.005 + 1e-9;
+  const double ours = json["rate_2_over_1"].get<double>();
+  const double plain = json["plain_copy_rate_2_over_1"].get<double>();
+  const double scaling = json["scaling_over_plain_copy"].get<double>();
+  EXPECT_GE(scaling + kHalfCent, (ours - kHalfCent) / (plain + kHalfCent)) << run.output;
+  if (plain > kHalfCent) {
+    EXPECT_LE(scaling - kHalfCent, (ours + kHalfCent) / (plain - kHalfCent)) << run.output;
+  }
 }
 
 TEST(VmforkCli, CowWithoutJsonPrintsATable) {
