@@ -76,15 +76,17 @@ void expect_number(const nlohmann::json& object, const char* field) {
 
 void expect_positive_number(const nlohmann::json& object, const char* field) {
   expect_number(object, field);
-  if (object.contains(field) && object[field].is_number())
+  if (object.contains(field) && object[field].is_number()) {
     EXPECT_GT(object[field].get<double>(), 0) << field;
+  }
 }
 
 // A ratio printed rounded to 0.01: 0 when it is under 0.005.
 void expect_non_negative_number(const nlohmann::json& object, const char* field) {
   expect_number(object, field);
-  if (object.contains(field) && object[field].is_number())
+  if (object.contains(field) && object[field].is_number()) {
     EXPECT_GE(object[field].get<double>(), 0) << field;
+  }
 }
 
 TEST(VmforkCli, HelpExitsZeroAndListsTheBenchSubcommand) {
