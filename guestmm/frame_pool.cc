@@ -115,17 +115,22 @@ Result<FrameId> FramePool::allocate(Zeroed zeroed) {
   return FrameId(index);
 }
 
-void FramePool::populate_range(uint64_t first, uint64_t end) {
-  std::byte* begin = data(FrameId(first));
-  const size_t bytes = (end - first) * kPageSize;
-  if (madvise(begin, bytes, MADV_POPULATE_WRITE) != 0) {
-    // Older kernels: touch each page (a read would map the shared zero page
-    // of a hole, so write a zero, which changes nothing).
-    for (size_t offset = 0; offset < bytes; offset += kPageSize) {
-      reinterpret_cast<std::atomic<uint8_t>*>(begin + offset)
-          ->fetch_or(0, std::memory_order_relaxed);
-    }
+Result<void> FramePool::populate_now(FrameId first, uint64_t frames) {
+  if (first.index() >= capacity_frames_) return Ok{};
+  frames = std::min(frames, capacity_frames_ - first.index());
+  std::byte* begin = data(first);
+  const size_t bytes = frames * kPageSize;
+  if (madvise(begin, bytes, MADV_POPULATE_WRITE) == 0) return Ok{};
+  if (errno != EINVAL) {
+    return make_error(ErrorCode::kSystem, std::string("MADV_POPULATE_WRITE of the frame pool: ") +
+                                              std::strerror(errno));
   }
+  // Older kernels: write every page without changing it (a read would map
+  // the shared zero page of a hole). Frames may be in use: an atomic OR of 0.
+  for (size_t offset = 0; offset < bytes; offset += kPageSize) {
+    reinterpret_cast<std::atomic<uint8_t>*>(begin + offset)->fetch_or(0, std::memory_order_relaxed);
+  }
+  return Ok{};
 }
 
 void FramePool::populate_loop() {
@@ -141,7 +146,8 @@ void FramePool::populate_loop() {
     }
     const uint64_t end = std::min(target, populated + kPopulateChunkFrames);
     lock.unlock();
-    populate_range(populated, end);
+    // Out of host memory: the frames fault when first written instead.
+    (void)populate_now(FrameId(populated), end - populated);
     populated_.store(end, std::memory_order_relaxed);
     lock.lock();
   }

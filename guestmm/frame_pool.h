@@ -55,12 +55,18 @@ class FramePool {
   }
   bool free_list_empty() const { return free_count_.load(std::memory_order_relaxed) == 0; }
   uint64_t populated_frames() const { return populated_.load(std::memory_order_relaxed); }
+  // The first frame never handed out: fresh frames go in index order.
+  FrameId next_fresh() const { return FrameId(next_fresh_.load(std::memory_order_relaxed)); }
+  // Backs `frames` frames from `first` (clamped to the pool) with host
+  // memory now, on the caller's thread; contents are unchanged. What
+  // Populate::kAhead does in the background, for a caller that wants it
+  // done before it goes on (a benchmark's measured path).
+  Result<void> populate_now(FrameId first, uint64_t frames);
 
  private:
   FramePool(int fd, HostMapping mapping, uint64_t capacity_frames, const FramePoolOptions& options);
   std::optional<FrameId> pop_free();
   void populate_loop();
-  void populate_range(uint64_t first, uint64_t end);
 
   int fd_;
   HostMapping mapping_;

@@ -16,5 +16,9 @@ namespace vmfork::bench {
 // Backs every frame of `memory`'s pool with host memory now. Contents are
 // unchanged (MADV_POPULATE_WRITE, or an atomic OR of zero per page).
 Result<void> populate_pool_now(GuestMemory& memory);
+// Backs the next `bytes` of fresh frames (those the pool hands out next)
+// with host memory now: what Populate::kAhead keeps ready, for a benchmark
+// whose pool is too large to populate whole.
+Result<void> populate_pool_ahead(GuestMemory& memory, uint64_t bytes);
 
 }  // namespace vmfork::bench

@@ -1,6 +1,7 @@
 #include "vmm/kvm/kvm_vcpu.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -91,7 +92,7 @@ KvmVcpu::~KvmVcpu() {
 }
 
 void KvmVcpu::start() {
-  if (!halted_) thread_ = std::thread([this] { run(); });
+  if (!halted_) thread_ = ParkedThreads::process().run([this] { run(); });
 }
 
 void KvmVcpu::join() {
@@ -219,6 +220,11 @@ void KvmVcpu::fail(const std::string& cause) {
 void KvmVcpu::run() {
   thread_id_.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_release);
   kvm::set_thread_run_area(fd_.run());
+  // The pool's threads block every signal; the kick must come through.
+  sigset_t kick_signal;
+  sigemptyset(&kick_signal);
+  sigaddset(&kick_signal, kvm::kKickSignal);
+  pthread_sigmask(SIG_UNBLOCK, &kick_signal, nullptr);
   {
     std::lock_guard lock(kick_mutex_);
     running_thread_ = pthread_self();

@@ -15,8 +15,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
+#include "base/parked_threads.h"
 #include "vmm/hypervisor/vcpu.h"
 #include "vmm/hypervisor/vm_host.h"
 #include "vmm/kvm/kvm_machine.h"
@@ -100,7 +100,7 @@ class KvmVcpu final : public Vcpu {
   std::optional<std::string> memory_fault_;  // guarded by fault_mutex_
   std::mutex kick_mutex_;
   std::optional<pthread_t> running_thread_;  // guarded by kick_mutex_: set while run() loops
-  std::thread thread_;
+  ParkedThreads::Job thread_;
 };
 
 }  // namespace vmfork

@@ -31,7 +31,7 @@ SoftVcpu::~SoftVcpu() {
 }
 
 void SoftVcpu::start() {
-  if (!halted_) thread_ = std::thread([this] { run(); });
+  if (!halted_) thread_ = ParkedThreads::process().run([this] { run(); });
 }
 
 void SoftVcpu::join() {

@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <thread>
 
+#include "base/parked_threads.h"
 #include "guestmm/vcpu_memory.h"
 #include "vmm/hypervisor/vcpu.h"
 #include "vmm/hypervisor/vm_host.h"
@@ -72,7 +72,7 @@ class SoftVcpu final : public Vcpu, public soft::CpuEnvironment {
   bool resumed_ = false;
   std::optional<uint32_t> fork_request_;  // set by `out` to the fork port, taken by run()
   uint64_t fork_rip_ = 0;                 // the RIP of that `out`
-  std::thread thread_;
+  ParkedThreads::Job thread_;             // on the process's parked threads
 };
 
 }  // namespace vmfork
